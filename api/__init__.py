@@ -1,0 +1,1 @@
+"""The HTTP API: REST queries over ClickHouse, health, metrics."""

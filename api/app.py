@@ -1,0 +1,36 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api.metrics import observe_requests
+from api.routers import alarms, health, transit
+from schemas.settings import Settings
+from schemas.warehouse import Warehouse
+
+
+def create_api(
+    settings: Settings, warehouse: Warehouse, broker_probe: Callable[[], Awaitable[bool]]
+) -> FastAPI:
+    app = FastAPI(
+        title="sitroom",
+        version="0.1.0",
+        description="Situation room API: transit (Trans Semarang BRT), alarms, health, metrics.",
+    )
+    app.state.settings = settings
+    app.state.warehouse = warehouse
+    app.state.broker_probe = broker_probe
+    app.middleware("http")(observe_requests)
+    app.include_router(health.router)
+    app.include_router(transit.router)
+    app.include_router(alarms.router)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,51 @@
+"""Request dependencies: the shared ClickHouse gateway and broker probe live on app.state."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+
+from schemas.warehouse import Warehouse, WarehouseError, WarehouseUnavailable
+
+
+def get_warehouse(request: Request) -> Warehouse:
+    return request.app.state.warehouse  # type: ignore[no-any-return]
+
+
+def get_broker_probe(request: Request) -> Callable[[], Awaitable[bool]]:
+    return request.app.state.broker_probe  # type: ignore[no-any-return]
+
+
+WarehouseDep = Annotated[Warehouse, Depends(get_warehouse)]
+
+
+async def run_query(
+    warehouse: Warehouse, sql: str, params: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Query, turning an unreachable ClickHouse into a 503 with Retry-After."""
+    try:
+        return await warehouse.query(sql, params)
+    except WarehouseUnavailable as exc:
+        raise HTTPException(
+            503, f"ClickHouse unavailable: {exc}", headers={"Retry-After": str(int(exc.retry_after) or 1)}
+        ) from exc
+    except WarehouseError as exc:
+        raise HTTPException(500, f"query failed: {exc}") from exc
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """ClickHouse returns naive datetimes for UTC columns; make them explicit."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def check_range(since: datetime | None, until: datetime | None) -> None:
+    if since is not None and until is not None and since >= until:
+        raise HTTPException(
+            422,
+            [{"loc": ["query", "since"], "msg": "since must be before until", "type": "value_error"}],
+        )

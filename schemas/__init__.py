@@ -1,0 +1,1 @@
+"""The contracts of sitroom: event models, the topic catalog, ClickHouse DDL, settings."""

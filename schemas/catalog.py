@@ -1,0 +1,64 @@
+"""The topic catalog: every Kafka topic sitroom owns, with its key, partitions and owner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from schemas.alarms import Alarm
+from schemas.transit import VehiclePosition
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    key: str
+    partitions: int
+    retention_ms: int
+    department: str
+    schema: type[BaseModel] | None
+    description: str
+
+    def configs(self) -> dict[str, str]:
+        return {"retention.ms": str(self.retention_ms)}
+
+
+VEHICLE_POSITIONS = TopicSpec(
+    name="transit.vehicle-positions",
+    key="vehicle_id (a message may hold a batch of one partition's vehicles)",
+    partitions=6,
+    retention_ms=7 * DAY_MS,
+    department="Dinas Perhubungan / BLU Trans Semarang",
+    schema=VehiclePosition,
+    description="GPS fixes of buses: one position or a JSON array of positions per message",
+)
+ALARMS = TopicSpec(
+    name="sitroom.alarms",
+    key="alarm id",
+    partitions=3,
+    retention_ms=30 * DAY_MS,
+    department="Situation room",
+    schema=Alarm,
+    description="every alarm transition (raised, updated, cleared) of every domain",
+)
+DEAD_LETTER = TopicSpec(
+    name="sitroom.deadletter",
+    key="original key",
+    partitions=1,
+    retention_ms=30 * DAY_MS,
+    department="Situation room",
+    schema=None,
+    description="rejected events: original bytes, reason and source in the headers",
+)
+
+CATALOG: tuple[TopicSpec, ...] = (VEHICLE_POSITIONS, ALARMS, DEAD_LETTER)
+
+
+def by_name(name: str) -> TopicSpec:
+    for spec in CATALOG:
+        if spec.name == name:
+            return spec
+    raise KeyError(name)

@@ -1,0 +1,145 @@
+"""ClickHouse tables. Every table is a ReplacingMergeTree keyed so that a replayed batch
+replaces rows instead of adding them; read with ``FINAL`` (or the views) for exact results.
+"""
+
+from __future__ import annotations
+
+POSITIONS = "transit_positions"
+VEHICLE_1M = "transit_vehicle_1m"
+CORRIDOR_1M_PART = "transit_corridor_1m_part"
+CORRIDOR_1M = "transit_corridor_1m"
+ALARMS = "alarms"
+ALARM_TRANSITIONS = "alarm_transitions"
+CHECKPOINTS = "stream_checkpoints"
+
+POSITION_COLUMNS = (
+    "vehicle_id", "ts", "label", "route_id", "corridor", "trip_id", "lat", "lon", "bearing",
+    "reported_speed_kmh", "speed_kmh", "occupancy", "source", "bad_fix", "ingested_at",
+)  # fmt: skip
+VEHICLE_1M_COLUMNS = (
+    "vehicle_id", "window_start", "corridor", "positions", "speed_samples", "mean_speed_kmh",
+    "max_speed_kmh", "seconds_over_limit", "limit_kmh",
+)  # fmt: skip
+CORRIDOR_1M_PART_COLUMNS = (
+    "corridor", "window_start", "partition", "positions", "vehicles", "speed_samples",
+    "speed_sum", "max_speed_kmh", "seconds_over_limit",
+)  # fmt: skip
+ALARM_COLUMNS = (
+    "id", "kind", "entity", "severity", "state", "started_at", "last_seen", "cleared_at",
+    "value", "threshold", "version", "context",
+)  # fmt: skip
+CHECKPOINT_COLUMNS = ("cluster_id", "group_id", "topic", "partition", "offset", "state", "saved_at")
+
+DDL: tuple[str, ...] = (
+    f"""
+    CREATE TABLE IF NOT EXISTS {POSITIONS} (
+        vehicle_id String,
+        ts DateTime64(3, 'UTC'),
+        label Nullable(String),
+        route_id Nullable(String),
+        corridor LowCardinality(String),
+        trip_id Nullable(String),
+        lat Float64,
+        lon Float64,
+        bearing Nullable(Float32),
+        reported_speed_kmh Nullable(Float32),
+        speed_kmh Nullable(Float32) COMMENT 'reported, else derived from the previous fix',
+        occupancy LowCardinality(String),
+        source LowCardinality(String),
+        bad_fix UInt8 COMMENT '1 when the derived speed was implausible (a GPS jump)',
+        ingested_at DateTime64(3, 'UTC')
+    ) ENGINE = ReplacingMergeTree
+    PARTITION BY toYYYYMM(ts)
+    ORDER BY (vehicle_id, ts)
+    """,
+    f"""
+    CREATE TABLE IF NOT EXISTS {VEHICLE_1M} (
+        vehicle_id String,
+        window_start DateTime('UTC'),
+        corridor LowCardinality(String),
+        positions UInt32,
+        speed_samples UInt32,
+        mean_speed_kmh Nullable(Float32),
+        max_speed_kmh Nullable(Float32),
+        seconds_over_limit Float32,
+        limit_kmh Float32
+    ) ENGINE = ReplacingMergeTree
+    PARTITION BY toYYYYMM(window_start)
+    ORDER BY (vehicle_id, window_start)
+    """,
+    # One partial row per Kafka partition: vehicles are partitioned disjointly, so the
+    # view's sums are exact and each worker writes only its own rows.
+    f"""
+    CREATE TABLE IF NOT EXISTS {CORRIDOR_1M_PART} (
+        corridor LowCardinality(String),
+        window_start DateTime('UTC'),
+        partition UInt16,
+        positions UInt32,
+        vehicles UInt32,
+        speed_samples UInt32,
+        speed_sum Float64,
+        max_speed_kmh Nullable(Float32),
+        seconds_over_limit Float32
+    ) ENGINE = ReplacingMergeTree
+    PARTITION BY toYYYYMM(window_start)
+    ORDER BY (corridor, window_start, partition)
+    """,
+    f"""
+    CREATE VIEW IF NOT EXISTS {CORRIDOR_1M} AS
+    SELECT corridor, window_start,
+           sum(positions) AS positions,
+           sum(vehicles) AS vehicles,
+           sum(speed_sum) / nullIf(sum(speed_samples), 0) AS mean_speed_kmh,
+           max(max_speed_kmh) AS max_speed_kmh,
+           sum(seconds_over_limit) AS seconds_over_limit
+    FROM {CORRIDOR_1M_PART} FINAL
+    GROUP BY corridor, window_start
+    """,
+    f"""
+    CREATE TABLE IF NOT EXISTS {ALARMS} (
+        id String,
+        kind LowCardinality(String),
+        entity String,
+        severity LowCardinality(String),
+        state LowCardinality(String),
+        started_at DateTime64(3, 'UTC'),
+        last_seen DateTime64(3, 'UTC'),
+        cleared_at Nullable(DateTime64(3, 'UTC')),
+        value Float64,
+        threshold Float64,
+        version UInt32,
+        context String COMMENT 'JSON object'
+    ) ENGINE = ReplacingMergeTree(version)
+    ORDER BY id
+    """,
+    f"""
+    CREATE TABLE IF NOT EXISTS {ALARM_TRANSITIONS} (
+        id String,
+        kind LowCardinality(String),
+        entity String,
+        severity LowCardinality(String),
+        state LowCardinality(String),
+        started_at DateTime64(3, 'UTC'),
+        last_seen DateTime64(3, 'UTC'),
+        cleared_at Nullable(DateTime64(3, 'UTC')),
+        value Float64,
+        threshold Float64,
+        version UInt32,
+        context String
+    ) ENGINE = ReplacingMergeTree
+    PARTITION BY toYYYYMM(started_at)
+    ORDER BY (id, version)
+    """,
+    f"""
+    CREATE TABLE IF NOT EXISTS {CHECKPOINTS} (
+        cluster_id String,
+        group_id String,
+        topic String,
+        partition UInt32,
+        offset Int64 COMMENT 'last offset whose effects are in state',
+        state String,
+        saved_at DateTime64(6, 'UTC')
+    ) ENGINE = ReplacingMergeTree(saved_at)
+    ORDER BY (cluster_id, group_id, topic, partition)
+    """,
+)

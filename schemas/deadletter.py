@@ -1,0 +1,37 @@
+"""Dead letters: what a rejected event carries besides its original bytes."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel
+
+
+class Reason(StrEnum):
+    INVALID_JSON = "invalid_json"
+    SCHEMA = "schema_violation"
+    OUTSIDE_SERVICE_AREA = "outside_service_area"
+    FUTURE_TIMESTAMP = "future_timestamp"
+
+
+class DeadLetter(BaseModel):
+    """The headers of a record on the dead-letter topic; the value is the original bytes."""
+
+    reason: Reason
+    detail: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    item_index: int | None = None
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        out = [
+            ("reason", self.reason.value.encode()),
+            ("detail", self.detail.encode()[:2000]),
+            ("source.topic", self.source_topic.encode()),
+            ("source.partition", str(self.source_partition).encode()),
+            ("source.offset", str(self.source_offset).encode()),
+        ]
+        if self.item_index is not None:
+            out.append(("item.index", str(self.item_index).encode()))
+        return out

@@ -1,0 +1,122 @@
+"""The one settings object, read from the environment with the ``SITROOM_`` prefix.
+
+It is built once by the command line (the composition root) and passed in; nothing reads
+the environment at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Semarang city with the Trans Semarang reach into Kabupaten Semarang (Ungaran) and Kendal.
+SEMARANG_BBOX = (110.20, -7.20, 110.60, -6.85)
+
+
+class BoundingBox(BaseModel):
+    min_lon: float
+    min_lat: float
+    max_lon: float
+    max_lat: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BoundingBox:
+        if self.min_lon >= self.max_lon or self.min_lat >= self.max_lat:
+            raise ValueError("service area must be min_lon,min_lat,max_lon,max_lat with min < max")
+        return self
+
+    def contains(self, lon: float, lat: float) -> bool:
+        return self.min_lon <= lon <= self.max_lon and self.min_lat <= lat <= self.max_lat
+
+
+def parse_bbox(raw: object) -> BoundingBox | None:
+    """Accept ``none``, ``min_lon,min_lat,max_lon,max_lat`` or an already-parsed box."""
+    if raw is None or isinstance(raw, BoundingBox):
+        return raw
+    if isinstance(raw, str):
+        text = raw.strip()
+        if text.lower() in {"none", "off", ""}:
+            return None
+        parts = text.split(",")
+        if len(parts) != 4:
+            raise ValueError(
+                f"expected 'min_lon,min_lat,max_lon,max_lat' or 'none', got {raw!r}"
+            )
+        try:
+            values = [float(p) for p in parts]
+        except ValueError as exc:
+            raise ValueError(f"service area coordinates must be numbers: {raw!r}") from exc
+        return BoundingBox(
+            min_lon=values[0], min_lat=values[1], max_lon=values[2], max_lat=values[3]
+        )
+    if isinstance(raw, list | tuple) and len(raw) == 4:
+        return BoundingBox(min_lon=raw[0], min_lat=raw[1], max_lon=raw[2], max_lat=raw[3])
+    raise ValueError(f"cannot read a service area from {raw!r}")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SITROOM_", extra="ignore")
+
+    # Unset: `sitroom up` starts the embedded tansu broker.
+    kafka_bootstrap: str | None = None
+    # Unset: chdb in-process under `<data_dir>/clickhouse`.
+    clickhouse_dsn: str | None = None
+    data_dir: Path = Path(".sitroom")
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=0, le=65535)
+    # Processes without the API (worker, connectors) serve /metrics here; 0 disables.
+    metrics_port: int = Field(9464, ge=0, le=65535)
+
+    app_id: str = "sitroom-worker"
+    topic_replication: int = Field(1, ge=1)
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    service_area: Annotated[BoundingBox | None, NoDecode] = parse_bbox(",".join(map(str, SEMARANG_BBOX)))
+    max_future_s: float = Field(300.0, gt=0, description="events further ahead are rejected")
+
+    # Transit rules.
+    max_plausible_speed_kmh: float = Field(150.0, gt=0)
+    overspeed_default_limit_kmh: float = Field(60.0, gt=0)
+    overspeed_limits: dict[str, float] = Field(default_factory=dict)
+    overspeed_min_duration_s: float = Field(15.0, ge=0)
+    overspeed_clear_hysteresis_kmh: float = Field(5.0, ge=0)
+    overspeed_clear_duration_s: float = Field(15.0, ge=0)
+    overspeed_critical_excess_kmh: float = Field(20.0, ge=0)
+
+    # Event-time windows.
+    window_allowed_lateness_s: float = Field(10.0, ge=0)
+    window_idle_close_s: float = Field(30.0, gt=0)
+
+    # ClickHouse sink: a batch is at most this many Kafka messages or this old.
+    sink_batch_messages: int = Field(500, ge=1)
+    sink_max_rows: int = Field(20000, ge=1)
+    sink_max_delay_s: float = Field(1.0, gt=0)
+
+    # Simulator.
+    sim_seed: int = 7
+    sim_buses_per_corridor: int = Field(4, ge=1)
+    sim_interval_s: float = Field(5.0, gt=0)
+
+    @field_validator("service_area", mode="before")
+    @classmethod
+    def _bbox(cls, value: object) -> BoundingBox | None:
+        return parse_bbox(value)
+
+    @property
+    def embedded_broker(self) -> bool:
+        return not self.kafka_bootstrap
+
+    def clickhouse_target(self) -> str:
+        if self.clickhouse_dsn:
+            return self.clickhouse_dsn
+        return f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+
+    def limit_for(self, corridor: str | None) -> float:
+        if corridor and corridor in self.overspeed_limits:
+            return self.overspeed_limits[corridor]
+        return self.overspeed_default_limit_kmh

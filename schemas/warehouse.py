@@ -1,0 +1,100 @@
+"""The ClickHouse gateway every process uses: one DSN, async methods, typed errors.
+
+clickhouse-connect's clients are synchronous (the chdb backend has no async client), so
+calls run on a thread pool and never block the event loop. chdb allows one session per
+process, so that pool has one thread; an HTTP server gets a few.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import clickhouse_connect
+from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
+
+from schemas.clickhouse_ddl import DDL
+
+log = logging.getLogger(__name__)
+
+
+class WarehouseError(RuntimeError):
+    """A query or insert that ClickHouse rejected; retrying will not help."""
+
+
+class WarehouseUnavailable(WarehouseError):
+    """ClickHouse could not be reached; retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Warehouse:
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.embedded = dsn.startswith("chdb:")
+        self._executor = ThreadPoolExecutor(
+            max_workers=1 if self.embedded else 4, thread_name_prefix="clickhouse"
+        )
+        self._client: Any = None
+
+    def _connect(self) -> Any:
+        if self._client is None:
+            kwargs: dict[str, Any] = {"dsn": self.dsn}
+            if not self.embedded:
+                # A shared session would reject concurrent queries from the pool.
+                kwargs["autogenerate_session_id"] = False
+            try:
+                self._client = clickhouse_connect.get_client(**kwargs)
+            except OperationalError as exc:
+                raise WarehouseUnavailable(f"cannot reach ClickHouse at {self.dsn}: {exc}") from exc
+            log.info("clickhouse connected", extra={"dsn": self.dsn})
+        return self._client
+
+    async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        def call() -> Any:
+            client = self._connect()
+            try:
+                return getattr(client, fn)(*args, **kwargs)
+            except OperationalError as exc:
+                raise WarehouseUnavailable(str(exc)) from exc
+            except ClickHouseError as exc:
+                raise WarehouseError(str(exc)) from exc
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    async def ensure_schema(self) -> None:
+        for statement in DDL:
+            await self._run("command", statement)
+
+    async def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        result = await self._run("query", sql, parameters=parameters or {})
+        names = result.column_names
+        return [dict(zip(names, row, strict=True)) for row in result.result_rows]
+
+    async def scalar(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
+        rows = await self.query(sql, parameters)
+        return next(iter(rows[0].values())) if rows else None
+
+    async def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
+        if rows:
+            await self._run("insert", table, list(rows), column_names=list(columns))
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.scalar("SELECT 1") == 1)
+        except WarehouseError:
+            return False
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            except Exception:  # closing is best effort at shutdown
+                log.warning("clickhouse close failed", exc_info=True)
+            self._client = None
+        self._executor.shutdown(wait=False)

@@ -1,0 +1,225 @@
+"""The `sitroom` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from prometheus_client import start_http_server
+from pydantic import ValidationError
+
+from connectors.base import Source
+from connectors.brt_simulator import BrtSimulator
+from connectors.gtfs_rt import GtfsRtSource
+from schemas.export import export_json_schemas
+from schemas.settings import Settings
+from schemas.warehouse import Warehouse
+from sitroom.embedded_broker import EmbeddedBroker
+from sitroom.kafka_admin import create_topics
+from sitroom.logs import configure_logging
+from sitroom.runtime import (
+    BROKER_ADDRESS_FILE,
+    ConfigError,
+    WorkerService,
+    api_server,
+    bound_port,
+    data_dir_lock,
+    resolve_bootstrap,
+    run_connector,
+    wait_for_stop,
+)
+
+log = logging.getLogger("sitroom")
+
+
+def _serve_metrics(settings: Settings) -> None:
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=settings.api_host)
+        log.info("metrics served", extra={"url": f"http://{settings.api_host}:{settings.metrics_port}/metrics"})
+
+
+async def cmd_up(settings: Settings) -> int:
+    """Everything on one machine: broker (unless external), ClickHouse, worker, API, simulator."""
+    data_dir = settings.data_dir
+    with data_dir_lock(data_dir):
+        broker: EmbeddedBroker | None = None
+        address_file = data_dir / BROKER_ADDRESS_FILE
+        if settings.embedded_broker:
+            broker = EmbeddedBroker(log_path=data_dir / "broker.log")
+            bootstrap = await asyncio.to_thread(broker.start)
+            address_file.write_text(bootstrap + "\n")
+        else:
+            bootstrap = str(settings.kafka_bootstrap)
+        warehouse = Warehouse(settings.clickhouse_target())
+        worker = WorkerService(settings, bootstrap, warehouse)
+        server = api_server(settings, warehouse, bootstrap)
+        tasks: list[asyncio.Task[object]] = []
+        try:
+            await create_topics(bootstrap, settings.topic_replication)
+            await worker.start()
+            tasks.append(asyncio.create_task(server.serve(), name="api"))
+            while not server.started:
+                if tasks[0].done():
+                    await tasks[0]
+                    raise ConfigError(f"API could not start on {settings.api_host}:{settings.api_port}")
+                await asyncio.sleep(0.05)
+            simulator = BrtSimulator(
+                seed=settings.sim_seed,
+                buses_per_corridor=settings.sim_buses_per_corridor,
+                interval_s=settings.sim_interval_s,
+            )
+            tasks.append(asyncio.create_task(run_connector(simulator, bootstrap), name="simulator"))
+            base = f"http://{settings.api_host}:{bound_port(server)}"
+            print(
+                f"\nsitroom is up\n"
+                f"  API          {base}/v1/transit/overspeed   {base}/v1/alarms?state=active\n"
+                f"  API docs     {base}/docs\n"
+                f"  metrics      {base}/metrics\n"
+                f"  Kafka        {bootstrap}{' (embedded tansu)' if broker else ''}\n"
+                f"  ClickHouse   {settings.clickhouse_target()}\n"
+                f"  simulator    {len(simulator.buses)} Trans Semarang buses\n"
+                "Ctrl-C stops everything.\n",
+                flush=True,
+            )
+            return await wait_for_stop(list(tasks), worker)
+        finally:
+            server.should_exit = True
+            for task in tasks:
+                if task.get_name() != "api":
+                    task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(task, 10)
+            await worker.stop()
+            warehouse.close()
+            if broker is not None:
+                address_file.unlink(missing_ok=True)
+                await broker.astop()
+            log.info("sitroom stopped")
+
+
+async def cmd_worker(settings: Settings) -> int:
+    bootstrap = resolve_bootstrap(settings)
+    _serve_metrics(settings)
+    warehouse = Warehouse(settings.clickhouse_target())
+    worker = WorkerService(settings, bootstrap, warehouse)
+    try:
+        await worker.start()
+        return await wait_for_stop([], worker)
+    finally:
+        await worker.stop()
+        warehouse.close()
+
+
+async def cmd_api(settings: Settings) -> int:
+    bootstrap = resolve_bootstrap(settings)
+    warehouse = Warehouse(settings.clickhouse_target())
+    server = api_server(settings, warehouse, bootstrap)
+    task = asyncio.create_task(server.serve(), name="api")
+    try:
+        return await wait_for_stop([task])
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 10)
+        warehouse.close()
+
+
+async def cmd_connect(settings: Settings, args: argparse.Namespace) -> int:
+    bootstrap = resolve_bootstrap(settings)
+    _serve_metrics(settings)
+    source: Source
+    if args.connector == "simulator":
+        source = BrtSimulator(
+            seed=args.seed if args.seed is not None else settings.sim_seed,
+            buses_per_corridor=settings.sim_buses_per_corridor,
+            interval_s=settings.sim_interval_s,
+            duration_s=args.duration,
+            realtime=not args.fast,
+            start=args.start,
+        )
+    else:
+        files = [Path(f) for f in args.file or []]
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            raise ConfigError(f"no such file: {', '.join(missing)}")
+        source = GtfsRtSource(files=files, url=args.url, interval_s=args.interval, max_polls=args.polls)
+    task = asyncio.create_task(run_connector(source, bootstrap), name=source.name)
+    code = await wait_for_stop([task])
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    return code
+
+
+async def cmd_topics(settings: Settings) -> int:
+    created = await create_topics(resolve_bootstrap(settings), settings.topic_replication)
+    print("created: " + (", ".join(created) if created else "nothing (all topics exist)"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sitroom", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="run everything on this machine (embedded broker and ClickHouse)")
+    sub.add_parser("worker", help="run the stream worker")
+    sub.add_parser("api", help="run the HTTP API")
+    connect = sub.add_parser("connect", help="run a connector")
+    csub = connect.add_subparsers(dest="connector", required=True)
+    sim = csub.add_parser("simulator", help="Trans Semarang BRT simulator")
+    sim.add_argument("--seed", type=int, default=None)
+    sim.add_argument("--duration", type=float, default=None, help="simulated seconds (default: forever)")
+    sim.add_argument("--fast", action="store_true", help="do not wait for the wall clock")
+    sim.add_argument("--start", type=float, default=None, help="simulated start, unix seconds")
+    gtfs = csub.add_parser("gtfs-rt", help="GTFS-realtime VehiclePositions (files or a URL)")
+    gtfs.add_argument("--file", nargs="+", help="FeedMessage files to replay, in order")
+    gtfs.add_argument("--url", help="feed URL to poll")
+    gtfs.add_argument("--interval", type=float, default=15.0, help="seconds between polls")
+    gtfs.add_argument("--polls", type=int, default=None, help="stop after this many polls")
+    topics = sub.add_parser("topics", help="Kafka topics")
+    topics.add_argument("action", choices=["create"])
+    schemas = sub.add_parser("schemas", help="event schemas")
+    schemas.add_argument("action", choices=["export"])
+    schemas.add_argument("--out", type=Path, default=Path("schemas/json"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "connect" and args.connector == "gtfs-rt" and not (args.file or args.url):
+        print("sitroom connect gtfs-rt: give --file PATH [PATH ...] or --url URL", file=sys.stderr)
+        return 2
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        for err in exc.errors():
+            field = "SITROOM_" + "_".join(str(p) for p in err["loc"]).upper()
+            print(f"invalid setting {field}: {err['msg']}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    if args.command == "schemas":
+        for path in export_json_schemas(args.out):
+            print(path)
+        return 0
+    runners = {
+        "up": lambda: cmd_up(settings),
+        "worker": lambda: cmd_worker(settings),
+        "api": lambda: cmd_api(settings),
+        "connect": lambda: cmd_connect(settings, args),
+        "topics": lambda: cmd_topics(settings),
+    }
+    try:
+        return asyncio.run(runners[args.command]())
+    except ConfigError as exc:
+        print(f"sitroom: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

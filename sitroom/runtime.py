@@ -1,0 +1,167 @@
+"""Building and running the processes: worker, API, connectors; and all of them in one (up)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import faust
+import uvicorn
+
+from api.app import create_api
+from connectors.base import Source, run_source
+from connectors.publisher import KafkaPublisher
+from schemas.settings import Settings
+from schemas.warehouse import Warehouse
+from sitroom.kafka_admin import broker_reachable, cluster_id
+from streams.app import create_app
+from streams.checkpoints import CheckpointStore
+from streams.sink import ClickHouseSink
+from streams.transit import FaustProducer, consumer_highwater, register_transit
+from streams.transit_pipeline import TransitPipeline
+
+log = logging.getLogger(__name__)
+
+BROKER_ADDRESS_FILE = "broker.address"
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or contradictory; the message says which and how to fix it."""
+
+
+def resolve_bootstrap(settings: Settings) -> str:
+    """SITROOM_KAFKA_BOOTSTRAP, else the broker of a running `sitroom up` on this data dir."""
+    if settings.kafka_bootstrap:
+        return settings.kafka_bootstrap
+    address = settings.data_dir / BROKER_ADDRESS_FILE
+    if address.exists():
+        return address.read_text().strip()
+    raise ConfigError(
+        "no broker: set SITROOM_KAFKA_BOOTSTRAP=host:port, or start `sitroom up` "
+        f"(it writes its broker address to {address})"
+    )
+
+
+@contextlib.contextmanager
+def data_dir_lock(data_dir: Path) -> Iterator[None]:
+    """chdb allows one process per data directory: fail early and clearly on a second one."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle: IO[str] = open(data_dir / ".lock", "w")  # noqa: SIM115
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        handle.close()
+        raise ConfigError(
+            f"{data_dir} is in use by another sitroom process (the embedded ClickHouse "
+            "allows one process per data directory); stop it or set SITROOM_DATA_DIR"
+        ) from exc
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+class WorkerService:
+    """The faust worker with the transit pipeline, started inside the caller's event loop."""
+
+    def __init__(self, settings: Settings, bootstrap: str, warehouse: Warehouse) -> None:
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.warehouse = warehouse
+        self.app: faust.App | None = None
+
+    async def start(self) -> None:
+        await self.warehouse.ensure_schema()
+        cluster = await cluster_id(self.bootstrap)
+        app = create_app(self.settings, self.bootstrap)
+        sink = ClickHouseSink(
+            self.warehouse, self.settings.sink_max_rows, self.settings.sink_max_delay_s
+        )
+        pipeline = TransitPipeline(
+            self.settings,
+            sink,
+            CheckpointStore(self.warehouse, cluster, self.settings.app_id),
+            FaustProducer(app),
+            consumer_highwater(app),
+        )
+        register_transit(app, self.settings, pipeline)
+        self.app = app
+        await app.start()
+        log.info("worker started", extra={"bootstrap": self.bootstrap, "group": self.settings.app_id, "cluster_id": cluster})
+
+    def crashed(self) -> BaseException | None:
+        if self.app is None:
+            return None
+        return self.app.crash_reason  # type: ignore[no-any-return]
+
+    async def stop(self) -> None:
+        if self.app is not None:
+            await self.app.stop()
+            self.app = None
+
+
+class _ApiServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the process owns SIGINT/SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def api_server(settings: Settings, warehouse: Warehouse, bootstrap: str) -> _ApiServer:
+    async def probe() -> bool:
+        return await broker_reachable(bootstrap)
+
+    app = create_api(settings, warehouse, probe)
+    config = uvicorn.Config(
+        app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False
+    )
+    return _ApiServer(config)
+
+
+def bound_port(server: uvicorn.Server) -> int:
+    return int(server.servers[0].sockets[0].getsockname()[1])
+
+
+async def wait_for_stop(watch: list[asyncio.Task[Any]], worker: WorkerService | None = None) -> int:
+    """Block until SIGINT/SIGTERM, a watched task ends, or the worker crashes; return exit code."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        while not stop.is_set():
+            for task in watch:
+                if task.done():
+                    exc = task.exception() if not task.cancelled() else None
+                    if exc is not None:
+                        log.error("component failed", extra={"task": task.get_name()}, exc_info=exc)
+                        return 1
+                    log.info("component finished", extra={"task": task.get_name()})
+                    watch.remove(task)
+            if worker is not None and worker.crashed() is not None:
+                log.error("worker crashed", exc_info=worker.crashed())
+                return 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+        log.info("stop requested")
+        return 0
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def run_connector(source: Source, bootstrap: str) -> int:
+    publisher = KafkaPublisher(bootstrap, source.name)
+    await publisher.start()
+    try:
+        return await run_source(source, publisher)
+    finally:
+        await publisher.stop()

@@ -1,0 +1,52 @@
+"""Prometheus metrics of the stream worker (process-wide, on the default registry)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_CONSUMED = Counter(
+    "sitroom_events_consumed_total", "Events consumed (items, not Kafka messages)", ["topic"]
+)
+MESSAGES_CONSUMED = Counter(
+    "sitroom_messages_consumed_total", "Kafka messages consumed", ["topic"]
+)
+EVENTS_PRODUCED = Counter("sitroom_events_produced_total", "Events produced", ["topic"])
+DEAD_LETTERED = Counter(
+    "sitroom_events_dead_lettered_total", "Events sent to the dead-letter topic", ["topic", "reason"]
+)
+BAD_FIXES = Counter(
+    "sitroom_transit_bad_fixes_total", "GPS fixes rejected as implausible jumps", ["topic"]
+)
+LATE_EVENTS = Counter(
+    "sitroom_late_events_total", "Events for a window that had already closed", ["topic"]
+)
+STALE_EVENTS = Counter(
+    "sitroom_stale_events_total", "Fixes not newer than the vehicle's last fix", ["topic"]
+)
+REPLAYED_SKIPPED = Counter(
+    "sitroom_replayed_messages_skipped_total",
+    "Messages already in the restored checkpoint, skipped after a restart",
+    ["topic"],
+)
+ALARM_TRANSITIONS = Counter(
+    "sitroom_alarm_transitions_total", "Alarm transitions emitted", ["kind", "state"]
+)
+SINK_ROWS = Counter("sitroom_sink_rows_written_total", "Rows written to ClickHouse", ["table"])
+SINK_FLUSH_SECONDS = Histogram(
+    "sitroom_sink_flush_seconds",
+    "Time to write one batch to ClickHouse",
+    ["sink"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+SINK_FAILURES = Counter(
+    "sitroom_sink_flush_failures_total", "Failed ClickHouse writes (retried)", ["sink", "error"]
+)
+CONSUMER_LAG = Gauge(
+    "sitroom_consumer_lag", "Messages behind the partition's high watermark", ["topic", "partition"]
+)
+BATCH_SECONDS = Histogram(
+    "sitroom_batch_seconds",
+    "Time to process one consumed batch end to end (logic, produce, sink, checkpoint)",
+    ["topic"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)

@@ -1,0 +1,72 @@
+"""Faust wiring of the transit domain: positions topic → TransitPipeline. Logic lives elsewhere."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+from faust.types import TP
+
+from schemas.catalog import VEHICLE_POSITIONS
+from schemas.settings import Settings
+from streams.transit_pipeline import Message, TransitPipeline
+
+
+class FaustProducer:
+    """The pipeline's producer contract on top of faust's producer."""
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> Awaitable[object]:
+        return await self.app.producer.send(topic, key, value, None, None, headers)
+
+
+def consumer_highwater(app: faust.App) -> Callable[[str, int], int | None]:
+    def highwater(topic: str, partition: int) -> int | None:
+        try:
+            return int(app.consumer.highwater(TP(topic, partition)))
+        except Exception:  # not assigned yet, or no fetch yet
+            return None
+
+    return highwater
+
+
+def register_transit(app: faust.App, settings: Settings, pipeline: TransitPipeline) -> None:
+    topic = app.topic(
+        VEHICLE_POSITIONS.name,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=VEHICLE_POSITIONS.partitions,
+    )
+
+    @app.agent(topic, name="transit-positions")
+    async def positions(stream: Any) -> None:
+        # take_events acknowledges a batch only after this body returns, i.e. after
+        # handle_batch has stored its rows and checkpoint.
+        async for events in stream.take_events(
+            settings.sink_batch_messages, within=settings.sink_max_delay_s
+        ):
+            await pipeline.handle_batch(
+                [
+                    Message(
+                        e.message.topic,
+                        e.message.partition,
+                        e.message.offset,
+                        e.message.key,
+                        e.message.value,
+                    )
+                    for e in events
+                ]
+            )
+
+    @app.timer(interval=max(1.0, settings.window_idle_close_s / 3))
+    async def close_idle_windows() -> None:
+        await pipeline.close_idle()
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        pipeline.forget((tp.topic, tp.partition) for tp in revoked)

@@ -1,0 +1,67 @@
+"""Decoding and validating incoming messages; every failure becomes a :class:`Rejection`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import msgspec
+from pydantic import ValidationError
+
+from schemas.deadletter import Reason
+from schemas.settings import BoundingBox
+from schemas.transit import VehiclePosition
+
+_raw_items = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+@dataclass(frozen=True)
+class Rejection:
+    reason: Reason
+    detail: str
+    raw: bytes
+    index: int | None = None
+
+
+def _schema_detail(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def decode_positions(value: bytes | None) -> tuple[list[VehiclePosition], list[Rejection]]:
+    """A message holds one position object or a JSON array of them."""
+    if not value:
+        return [], [Rejection(Reason.INVALID_JSON, "empty message", value or b"")]
+    head = value.lstrip()[:1]
+    if head == b"[":
+        try:
+            items = [bytes(r) for r in _raw_items.decode(value)]
+        except msgspec.DecodeError as exc:
+            return [], [Rejection(Reason.INVALID_JSON, str(exc), value)]
+        indexed: list[tuple[int | None, bytes]] = list(enumerate(items))
+    else:
+        indexed = [(None, value)]
+    good: list[VehiclePosition] = []
+    bad: list[Rejection] = []
+    for index, raw in indexed:
+        try:
+            good.append(VehiclePosition.model_validate_json(raw))
+        except ValidationError as exc:
+            json_broken = any(e["type"] == "json_invalid" for e in exc.errors())
+            reason = Reason.INVALID_JSON if json_broken else Reason.SCHEMA
+            bad.append(Rejection(reason, _schema_detail(exc), raw, index))
+    return good, bad
+
+
+def check_position(
+    pos: VehiclePosition, area: BoundingBox | None, now: datetime, max_future_s: float
+) -> tuple[Reason, str] | None:
+    if area is not None and not area.contains(pos.lon, pos.lat):
+        return Reason.OUTSIDE_SERVICE_AREA, f"lon={pos.lon} lat={pos.lat} outside {area.model_dump()}"
+    ahead = (pos.timestamp - now.astimezone(UTC)).total_seconds()
+    if ahead > max_future_s:
+        return Reason.FUTURE_TIMESTAMP, f"timestamp {pos.timestamp.isoformat()} is {ahead:.0f}s ahead"
+    return None
