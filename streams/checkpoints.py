@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from schemas.clickhouse_ddl import CHECKPOINT_COLUMNS, CHECKPOINTS
 from schemas.warehouse import Warehouse
@@ -19,6 +20,12 @@ class Checkpoint:
     partition: int
     offset: int
     state: bytes
+
+
+class Checkpoints(Protocol):
+    async def load(self, topic: str, partition: int) -> Checkpoint | None: ...
+
+    async def save(self, checkpoints: list[Checkpoint]) -> None: ...
 
 
 class CheckpointStore:
@@ -37,7 +44,8 @@ class CheckpointStore:
         if not rows:
             return None
         state = rows[0]["state"]
-        return Checkpoint(topic, partition, int(rows[0]["offset"]), state.encode() if isinstance(state, str) else state)
+        raw = state.encode() if isinstance(state, str) else bytes(state)
+        return Checkpoint(topic, partition, int(rows[0]["offset"]), raw)
 
     async def save(self, checkpoints: list[Checkpoint]) -> None:
         now = datetime.now(UTC)

@@ -25,7 +25,7 @@ from schemas.alarms import Alarm
 from schemas.catalog import ALARMS, DEAD_LETTER
 from schemas.deadletter import DeadLetter, Reason
 from schemas.settings import Settings
-from streams.checkpoints import Checkpoint, CheckpointStore
+from streams.checkpoints import Checkpoint, Checkpoints
 from streams.metrics import (
     ALARM_TRANSITIONS,
     BAD_FIXES,
@@ -77,7 +77,7 @@ class TransitPipeline:
         self,
         settings: Settings,
         sink: BaseSink,
-        checkpoints: CheckpointStore,
+        checkpoints: Checkpoints,
         producer: Producer,
         highwater: Callable[[str, int], int | None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),

@@ -148,11 +148,11 @@ checksum/secret: {{ include (print .Template.BasePath "/secret.yaml") . | sha256
 Pod-level scheduling and security settings shared by every workload.
 */}}
 {{- define "sitroom.podSpecCommon" -}}
+automountServiceAccountToken: false
 {{- with .Values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-automountServiceAccountToken: false
 securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
 {{- with .Values.nodeSelector }}
