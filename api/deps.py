@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
+from pydantic import AfterValidator
 
 from schemas.warehouse import Warehouse, WarehouseError, WarehouseUnavailable
 
@@ -30,7 +31,9 @@ async def run_query(
         return await warehouse.query(sql, params)
     except WarehouseUnavailable as exc:
         raise HTTPException(
-            503, f"ClickHouse unavailable: {exc}", headers={"Retry-After": str(int(exc.retry_after) or 1)}
+            503,
+            f"ClickHouse unavailable: {exc}",
+            headers={"Retry-After": str(int(exc.retry_after) or 1)},
         ) from exc
     except WarehouseError as exc:
         raise HTTPException(500, f"query failed: {exc}") from exc
@@ -43,9 +46,23 @@ def utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# ClickHouse hands back naive datetimes for its UTC columns; responses always say UTC.
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+
+
 def check_range(since: datetime | None, until: datetime | None) -> None:
     if since is not None and until is not None and since >= until:
         raise HTTPException(
             422,
-            [{"loc": ["query", "since"], "msg": "since must be before until", "type": "value_error"}],
+            [
+                {
+                    "loc": ["query", "since"],
+                    "msg": "since must be before until",
+                    "type": "value_error",
+                }
+            ],
         )

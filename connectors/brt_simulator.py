@@ -164,7 +164,9 @@ class BrtSimulator(Source):
 
     def _report(self, bus: Bus, t: float) -> VehiclePosition:
         lat, lon, bearing = bus.line.at(bus.s, bus.direction)
-        lat, lon = offset_m(lat, lon, self.rng.gauss(0, GPS_NOISE_M), self.rng.gauss(0, GPS_NOISE_M))
+        lat, lon = offset_m(
+            lat, lon, self.rng.gauss(0, GPS_NOISE_M), self.rng.gauss(0, GPS_NOISE_M)
+        )
         if self.rng.random() < BAD_FIX_PROBABILITY:
             angle = self.rng.uniform(0, 2 * math.pi)
             jump = self.rng.uniform(1500.0, 4000.0)

@@ -53,7 +53,9 @@ def parse_feed(
         vehicle_id = vp.vehicle.id or vp.vehicle.label or entity.id
         ts = vp.timestamp if vp.HasField("timestamp") and vp.timestamp else header_ts
         if ts is None:
-            rejects.append(("no_timestamp", f"entity {entity.id!r}: no timestamp, none in header", raw))
+            rejects.append(
+                ("no_timestamp", f"entity {entity.id!r}: no timestamp, none in header", raw)
+            )
             continue
         pos = vp.position
         try:
@@ -75,7 +77,9 @@ def parse_feed(
                 )
             )
         except ValidationError as exc:
-            rejects.append(("schema_violation", f"entity {entity.id!r}: {exc.errors()[0]['msg']}", raw))
+            rejects.append(
+                ("schema_violation", f"entity {entity.id!r}: {exc.errors()[0]['msg']}", raw)
+            )
     return positions, rejects
 
 
@@ -109,23 +113,35 @@ class GtfsRtSource(Source):
             await publisher.dead_letter(raw, reason, detail, where)
         log.info(
             "feed decoded",
-            extra={"connector": self.name, "source": where, "positions": len(positions), "rejected": len(rejects)},
-        )  # fmt: skip
+            extra={
+                "connector": self.name,
+                "source": where,
+                "positions": len(positions),
+                "rejected": len(rejects),
+            },
+        )
         return positions
 
     async def batches(self, publisher: KafkaPublisher) -> AsyncIterator[Sequence[BaseModel]]:
         for i, path in enumerate(self.files, 1):
-            log.info("replaying file", extra={"connector": self.name, "file": str(path), "n": i, "of": len(self.files)})
+            log.info(
+                "replaying file",
+                extra={"connector": self.name, "file": str(path), "n": i, "of": len(self.files)},
+            )
             try:
                 data = path.read_bytes()
                 yield await self._decode(data, str(path), publisher)
             except SourceError as exc:
-                await publisher.dead_letter(path.read_bytes(), "undecodable_feed", str(exc), str(path))
+                await publisher.dead_letter(
+                    path.read_bytes(), "undecodable_feed", str(exc), str(path)
+                )
         if self.url:
             async for batch in self._poll(self.url, publisher):
                 yield batch
 
-    async def _poll(self, url: str, publisher: KafkaPublisher) -> AsyncIterator[Sequence[BaseModel]]:
+    async def _poll(
+        self, url: str, publisher: KafkaPublisher
+    ) -> AsyncIterator[Sequence[BaseModel]]:
         polls = 0
         last_header: bytes | None = None
         async with httpx.AsyncClient(timeout=30.0, follow_redirects=True) as client:
@@ -150,5 +166,13 @@ class GtfsRtSource(Source):
                     FETCH_ERRORS.labels(self.name).inc()
                     retry_after = getattr(exc, "retry_after", None)
                     wait = max(wait, retry_after or 0.0)
-                    log.warning("feed fetch failed", extra={"connector": self.name, "url": url, "error": str(exc), "retry_in_s": wait})
+                    log.warning(
+                        "feed fetch failed",
+                        extra={
+                            "connector": self.name,
+                            "url": url,
+                            "error": str(exc),
+                            "retry_in_s": wait,
+                        },
+                    )
                 await asyncio.sleep(wait)

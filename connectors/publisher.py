@@ -79,7 +79,9 @@ class KafkaPublisher:
             for i in range(0, len(group), MAX_EVENTS_PER_MESSAGE):
                 chunk = group[i : i + MAX_EVENTS_PER_MESSAGE]
                 futures.append(
-                    await self._producer.send(spec.name, encode_batch(chunk), key=msg_key, partition=p)
+                    await self._producer.send(
+                        spec.name, encode_batch(chunk), key=msg_key, partition=p
+                    )
                 )
         for fut in futures:
             await fut
@@ -92,7 +94,12 @@ class KafkaPublisher:
         REJECTED.labels(self.connector, reason).inc()
         log.warning(
             "source record dead-lettered",
-            extra={"connector": self.connector, "reason": reason, "detail": detail[:300], "source": source},
+            extra={
+                "connector": self.connector,
+                "reason": reason,
+                "detail": detail[:300],
+                "source": source,
+            },
         )
         headers = [
             ("reason", reason.encode()),

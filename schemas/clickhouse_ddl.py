@@ -13,21 +13,58 @@ ALARM_TRANSITIONS = "alarm_transitions"
 CHECKPOINTS = "stream_checkpoints"
 
 POSITION_COLUMNS = (
-    "vehicle_id", "ts", "label", "route_id", "corridor", "trip_id", "lat", "lon", "bearing",
-    "reported_speed_kmh", "speed_kmh", "occupancy", "source", "bad_fix", "ingested_at",
-)  # fmt: skip
+    "vehicle_id",
+    "ts",
+    "label",
+    "route_id",
+    "corridor",
+    "trip_id",
+    "lat",
+    "lon",
+    "bearing",
+    "reported_speed_kmh",
+    "speed_kmh",
+    "occupancy",
+    "source",
+    "bad_fix",
+    "ingested_at",
+)
 VEHICLE_1M_COLUMNS = (
-    "vehicle_id", "window_start", "corridor", "positions", "speed_samples", "mean_speed_kmh",
-    "max_speed_kmh", "seconds_over_limit", "limit_kmh",
-)  # fmt: skip
+    "vehicle_id",
+    "window_start",
+    "corridor",
+    "positions",
+    "speed_samples",
+    "mean_speed_kmh",
+    "max_speed_kmh",
+    "seconds_over_limit",
+    "limit_kmh",
+)
 CORRIDOR_1M_PART_COLUMNS = (
-    "corridor", "window_start", "partition", "positions", "vehicles", "speed_samples",
-    "speed_sum", "max_speed_kmh", "seconds_over_limit",
-)  # fmt: skip
+    "corridor",
+    "window_start",
+    "partition",
+    "positions",
+    "vehicles",
+    "speed_samples",
+    "speed_sum",
+    "max_speed_kmh",
+    "seconds_over_limit",
+)
 ALARM_COLUMNS = (
-    "id", "kind", "entity", "severity", "state", "started_at", "last_seen", "cleared_at",
-    "value", "threshold", "version", "context",
-)  # fmt: skip
+    "id",
+    "kind",
+    "entity",
+    "severity",
+    "state",
+    "started_at",
+    "last_seen",
+    "cleared_at",
+    "value",
+    "threshold",
+    "version",
+    "context",
+)
 CHECKPOINT_COLUMNS = ("cluster_id", "group_id", "topic", "partition", "offset", "state", "saved_at")
 
 DDL: tuple[str, ...] = (

@@ -42,9 +42,7 @@ def parse_bbox(raw: object) -> BoundingBox | None:
             return None
         parts = text.split(",")
         if len(parts) != 4:
-            raise ValueError(
-                f"expected 'min_lon,min_lat,max_lon,max_lat' or 'none', got {raw!r}"
-            )
+            raise ValueError(f"expected 'min_lon,min_lat,max_lon,max_lat' or 'none', got {raw!r}")
         try:
             values = [float(p) for p in parts]
         except ValueError as exc:
@@ -76,7 +74,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
 
-    service_area: Annotated[BoundingBox | None, NoDecode] = parse_bbox(",".join(map(str, SEMARANG_BBOX)))
+    service_area: Annotated[BoundingBox | None, NoDecode] = parse_bbox(
+        ",".join(map(str, SEMARANG_BBOX))
+    )
     max_future_s: float = Field(300.0, gt=0, description="events further ahead are rejected")
 
     # Transit rules.

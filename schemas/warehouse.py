@@ -71,7 +71,9 @@ class Warehouse:
         for statement in DDL:
             await self._run("command", statement)
 
-    async def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    async def query(
+        self, sql: str, parameters: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         result = await self._run("query", sql, parameters=parameters or {})
         names = result.column_names
         return [dict(zip(names, row, strict=True)) for row in result.result_rows]
@@ -80,7 +82,9 @@ class Warehouse:
         rows = await self.query(sql, parameters)
         return next(iter(rows[0].values())) if rows else None
 
-    async def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
+    async def insert(
+        self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]
+    ) -> None:
         if rows:
             await self._run("insert", table, list(rows), column_names=list(columns))
 

@@ -40,7 +40,10 @@ log = logging.getLogger("sitroom")
 def _serve_metrics(settings: Settings) -> None:
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.api_host)
-        log.info("metrics served", extra={"url": f"http://{settings.api_host}:{settings.metrics_port}/metrics"})
+        log.info(
+            "metrics served",
+            extra={"url": f"http://{settings.api_host}:{settings.metrics_port}/metrics"},
+        )
 
 
 async def cmd_up(settings: Settings) -> int:
@@ -66,7 +69,9 @@ async def cmd_up(settings: Settings) -> int:
             while not server.started:
                 if tasks[0].done():
                     await tasks[0]
-                    raise ConfigError(f"API could not start on {settings.api_host}:{settings.api_port}")
+                    raise ConfigError(
+                        f"API could not start on {settings.api_host}:{settings.api_port}"
+                    )
                 await asyncio.sleep(0.05)
             simulator = BrtSimulator(
                 seed=settings.sim_seed,
@@ -148,7 +153,9 @@ async def cmd_connect(settings: Settings, args: argparse.Namespace) -> int:
         missing = [str(f) for f in files if not f.is_file()]
         if missing:
             raise ConfigError(f"no such file: {', '.join(missing)}")
-        source = GtfsRtSource(files=files, url=args.url, interval_s=args.interval, max_polls=args.polls)
+        source = GtfsRtSource(
+            files=files, url=args.url, interval_s=args.interval, max_polls=args.polls
+        )
     task = asyncio.create_task(run_connector(source, bootstrap), name=source.name)
     code = await wait_for_stop([task])
     if not task.done():
@@ -174,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     csub = connect.add_subparsers(dest="connector", required=True)
     sim = csub.add_parser("simulator", help="Trans Semarang BRT simulator")
     sim.add_argument("--seed", type=int, default=None)
-    sim.add_argument("--duration", type=float, default=None, help="simulated seconds (default: forever)")
+    sim.add_argument(
+        "--duration", type=float, default=None, help="simulated seconds (default: forever)"
+    )
     sim.add_argument("--fast", action="store_true", help="do not wait for the wall clock")
     sim.add_argument("--start", type=float, default=None, help="simulated start, unix seconds")
     gtfs = csub.add_parser("gtfs-rt", help="GTFS-realtime VehiclePositions (files or a URL)")

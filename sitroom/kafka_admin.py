@@ -31,7 +31,11 @@ async def create_topics(
         for spec in missing:
             try:
                 await admin.create_topics(
-                    [NewTopic(spec.name, spec.partitions, replication, topic_configs=spec.configs())]
+                    [
+                        NewTopic(
+                            spec.name, spec.partitions, replication, topic_configs=spec.configs()
+                        )
+                    ]
                 )
                 created.append(spec.name)
                 log.info("topic created", extra={"topic": spec.name, "partitions": spec.partitions})

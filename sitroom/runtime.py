@@ -52,7 +52,7 @@ def resolve_bootstrap(settings: Settings) -> str:
 def data_dir_lock(data_dir: Path) -> Iterator[None]:
     """chdb allows one process per data directory: fail early and clearly on a second one."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    handle: IO[str] = open(data_dir / ".lock", "w")  # noqa: SIM115
+    handle: IO[str] = open(data_dir / ".lock", "w")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError as exc:
@@ -94,7 +94,14 @@ class WorkerService:
         register_transit(app, self.settings, pipeline)
         self.app = app
         await app.start()
-        log.info("worker started", extra={"bootstrap": self.bootstrap, "group": self.settings.app_id, "cluster_id": cluster})
+        log.info(
+            "worker started",
+            extra={
+                "bootstrap": self.bootstrap,
+                "group": self.settings.app_id,
+                "cluster_id": cluster,
+            },
+        )
 
     def crashed(self) -> BaseException | None:
         if self.app is None:

@@ -7,12 +7,12 @@ from prometheus_client import Counter, Gauge, Histogram
 EVENTS_CONSUMED = Counter(
     "sitroom_events_consumed_total", "Events consumed (items, not Kafka messages)", ["topic"]
 )
-MESSAGES_CONSUMED = Counter(
-    "sitroom_messages_consumed_total", "Kafka messages consumed", ["topic"]
-)
+MESSAGES_CONSUMED = Counter("sitroom_messages_consumed_total", "Kafka messages consumed", ["topic"])
 EVENTS_PRODUCED = Counter("sitroom_events_produced_total", "Events produced", ["topic"])
 DEAD_LETTERED = Counter(
-    "sitroom_events_dead_lettered_total", "Events sent to the dead-letter topic", ["topic", "reason"]
+    "sitroom_events_dead_lettered_total",
+    "Events sent to the dead-letter topic",
+    ["topic", "reason"],
 )
 BAD_FIXES = Counter(
     "sitroom_transit_bad_fixes_total", "GPS fixes rejected as implausible jumps", ["topic"]

@@ -116,7 +116,12 @@ class ClickHouseSink(BaseSink):
                 wait = min(max(exc.retry_after, delay), self.retry_max_s)
                 log.warning(
                     "clickhouse unavailable, retrying",
-                    extra={"table": table, "rows": len(rows), "retry_in_s": wait, "error": str(exc)},
+                    extra={
+                        "table": table,
+                        "rows": len(rows),
+                        "retry_in_s": wait,
+                        "error": str(exc),
+                    },
                 )
                 await asyncio.sleep(wait)
                 delay = min(delay * 2, self.retry_max_s)

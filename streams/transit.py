@@ -67,6 +67,6 @@ def register_transit(app: faust.App, settings: Settings, pipeline: TransitPipeli
     async def close_idle_windows() -> None:
         await pipeline.close_idle()
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         pipeline.forget((tp.topic, tp.partition) for tp in revoked)

@@ -28,8 +28,8 @@ MAX_OVER_LIMIT_INTERVAL_S = 60.0
 
 @dataclass(frozen=True)
 class TransitRules:
-    speed: SpeedRules = SpeedRules()
-    overspeed: ThresholdRules = ThresholdRules(kind="overspeed")
+    speed: SpeedRules = field(default_factory=SpeedRules)
+    overspeed: ThresholdRules = field(default_factory=lambda: ThresholdRules(kind="overspeed"))
     default_limit_kmh: float = 60.0
     limits_kmh: dict[str, float] = field(default_factory=dict)
     lateness_s: float = 10.0
@@ -152,11 +152,23 @@ class TransitProcessor:
         bad = obs.quality is FixQuality.BAD
         out.positions.append(
             (
-                pos.vehicle_id, pos.timestamp, pos.label, pos.route_id, corridor, pos.trip_id,
-                pos.lat, pos.lon, pos.bearing, pos.speed_kmh, obs.speed_kmh,
-                pos.occupancy.value if pos.occupancy else "", pos.source, int(bad), ingested_at,
+                pos.vehicle_id,
+                pos.timestamp,
+                pos.label,
+                pos.route_id,
+                corridor,
+                pos.trip_id,
+                pos.lat,
+                pos.lon,
+                pos.bearing,
+                pos.speed_kmh,
+                obs.speed_kmh,
+                pos.occupancy.value if pos.occupancy else "",
+                pos.source,
+                int(bad),
+                ingested_at,
             )
-        )  # fmt: skip
+        )
         if bad:
             out.bad_fixes += 1
             return
@@ -174,7 +186,15 @@ class TransitProcessor:
                 "lon": pos.lon,
             }
             out.alarms.extend(
-                step(vehicle.overspeed, self.rules.overspeed, pos.vehicle_id, ts, speed, limit, context)
+                step(
+                    vehicle.overspeed,
+                    self.rules.overspeed,
+                    pos.vehicle_id,
+                    ts,
+                    speed,
+                    limit,
+                    context,
+                )
             )
 
         if st.clock.is_late(ts):
@@ -200,18 +220,31 @@ class TransitProcessor:
         for start, vid, v in self.state.vehicle_windows.pop_before(limit):
             out.vehicle_windows.append(
                 (
-                    vid, datetime.fromtimestamp(start, UTC), v.corridor, v.positions,
-                    v.speed_samples, v.speed_sum / v.speed_samples if v.speed_samples else None,
-                    v.max_speed, v.seconds_over, v.limit_kmh,
+                    vid,
+                    datetime.fromtimestamp(start, UTC),
+                    v.corridor,
+                    v.positions,
+                    v.speed_samples,
+                    v.speed_sum / v.speed_samples if v.speed_samples else None,
+                    v.max_speed,
+                    v.seconds_over,
+                    v.limit_kmh,
                 )
-            )  # fmt: skip
+            )
         for start, corridor, c in self.state.corridor_windows.pop_before(limit):
             out.corridor_windows.append(
                 (
-                    corridor, datetime.fromtimestamp(start, UTC), self.partition, c.positions,
-                    len(c.vehicles), c.speed_samples, c.speed_sum, c.max_speed, c.seconds_over,
+                    corridor,
+                    datetime.fromtimestamp(start, UTC),
+                    self.partition,
+                    c.positions,
+                    len(c.vehicles),
+                    c.speed_samples,
+                    c.speed_sum,
+                    c.max_speed,
+                    c.seconds_over,
                 )
-            )  # fmt: skip
+            )
         clock.closed_before = max(clock.closed_before, limit)
 
     def has_open_windows(self) -> bool:

@@ -67,9 +67,19 @@ class Producer(Protocol):
 
 def alarm_row(a: Alarm) -> tuple[object, ...]:
     return (
-        a.id, a.kind, a.entity, a.severity.value, a.state.value, a.started_at, a.last_seen,
-        a.cleared_at, a.value, a.threshold, a.version, orjson.dumps(a.context).decode(),
-    )  # fmt: skip
+        a.id,
+        a.kind,
+        a.entity,
+        a.severity.value,
+        a.state.value,
+        a.started_at,
+        a.last_seen,
+        a.cleared_at,
+        a.value,
+        a.threshold,
+        a.version,
+        orjson.dumps(a.context).decode(),
+    )
 
 
 class TransitPipeline:
@@ -209,10 +219,16 @@ class TransitPipeline:
                 )
             )
             log.info(
-                "alarm %s", alarm.state.value,
-                extra={"alarm_id": alarm.id, "kind": alarm.kind, "entity": alarm.entity,
-                       "severity": alarm.severity.value, "value": alarm.value},
-            )  # fmt: skip
+                "alarm %s",
+                alarm.state.value,
+                extra={
+                    "alarm_id": alarm.id,
+                    "kind": alarm.kind,
+                    "entity": alarm.entity,
+                    "severity": alarm.severity.value,
+                    "value": alarm.value,
+                },
+            )
         if pending:
             await asyncio.gather(*pending)
             EVENTS_PRODUCED.labels(ALARMS.name).inc(len(out.alarms))

@@ -60,8 +60,14 @@ def check_position(
     pos: VehiclePosition, area: BoundingBox | None, now: datetime, max_future_s: float
 ) -> tuple[Reason, str] | None:
     if area is not None and not area.contains(pos.lon, pos.lat):
-        return Reason.OUTSIDE_SERVICE_AREA, f"lon={pos.lon} lat={pos.lat} outside {area.model_dump()}"
+        return (
+            Reason.OUTSIDE_SERVICE_AREA,
+            f"lon={pos.lon} lat={pos.lat} outside {area.model_dump()}",
+        )
     ahead = (pos.timestamp - now.astimezone(UTC)).total_seconds()
     if ahead > max_future_s:
-        return Reason.FUTURE_TIMESTAMP, f"timestamp {pos.timestamp.isoformat()} is {ahead:.0f}s ahead"
+        return (
+            Reason.FUTURE_TIMESTAMP,
+            f"timestamp {pos.timestamp.isoformat()} is {ahead:.0f}s ahead",
+        )
     return None

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel
 
-from api.deps import WarehouseDep, run_query, utc
+from api.deps import UtcDatetime, WarehouseDep, run_query, utc
 from api.routers.transit import context_of
 from schemas import clickhouse_ddl as ddl
 from schemas.alarms import Severity
@@ -29,9 +28,9 @@ class AlarmOut(BaseModel):
     entity: str
     severity: str
     state: str
-    started_at: datetime
-    last_seen: datetime
-    cleared_at: datetime | None
+    started_at: UtcDatetime
+    last_seen: UtcDatetime
+    cleared_at: UtcDatetime | None
     value: float
     threshold: float
     version: int
@@ -96,16 +95,24 @@ async def list_alarms(
         " ORDER BY last_seen DESC, id LIMIT {limit:UInt32} OFFSET {offset:UInt32}",
         params,
     )
-    total = await run_query(warehouse, f"SELECT count() AS n FROM {ddl.ALARMS} FINAL WHERE {where}", params)
-    return AlarmPage(items=[_alarm(r) for r in rows], total=int(total[0]["n"]), limit=limit, offset=offset)
+    total = await run_query(
+        warehouse, f"SELECT count() AS n FROM {ddl.ALARMS} FINAL WHERE {where}", params
+    )
+    return AlarmPage(
+        items=[_alarm(r) for r in rows], total=int(total[0]["n"]), limit=limit, offset=offset
+    )
 
 
-@router.get("/{alarm_id:path}", response_model=AlarmDetail, summary="One alarm with its transitions")
+@router.get(
+    "/{alarm_id:path}", response_model=AlarmDetail, summary="One alarm with its transitions"
+)
 async def get_alarm(
     warehouse: WarehouseDep, alarm_id: Annotated[str, Path(min_length=1, max_length=256)]
 ) -> AlarmDetail:
     rows = await run_query(
-        warehouse, f"SELECT {_COLUMNS} FROM {ddl.ALARMS} FINAL WHERE id = {{id:String}}", {"id": alarm_id}
+        warehouse,
+        f"SELECT {_COLUMNS} FROM {ddl.ALARMS} FINAL WHERE id = {{id:String}}",
+        {"id": alarm_id},
     )
     if not rows:
         raise HTTPException(404, f"no alarm {alarm_id!r}")

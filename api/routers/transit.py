@@ -9,7 +9,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel
 
-from api.deps import WarehouseDep, check_range, run_query, utc
+from api.deps import UtcDatetime, WarehouseDep, check_range, run_query, utc
 from schemas import clickhouse_ddl as ddl
 
 router = APIRouter(prefix="/v1/transit", tags=["transit"])
@@ -25,9 +25,9 @@ class OverspeedEpisode(BaseModel):
     corridor: str | None
     severity: str
     state: str
-    started_at: datetime
-    last_seen: datetime
-    cleared_at: datetime | None
+    started_at: UtcDatetime
+    last_seen: UtcDatetime
+    cleared_at: UtcDatetime | None
     max_speed_kmh: float
     limit_kmh: float
 
@@ -41,7 +41,7 @@ class EpisodePage(BaseModel):
 
 class Position(BaseModel):
     vehicle_id: str
-    ts: datetime
+    ts: UtcDatetime
     label: str | None
     route_id: str | None
     corridor: str
@@ -55,7 +55,7 @@ class Position(BaseModel):
 
 
 class VehicleWindow(BaseModel):
-    window_start: datetime
+    window_start: UtcDatetime
     corridor: str
     positions: int
     mean_speed_kmh: float | None
@@ -72,7 +72,7 @@ class VehicleDetail(BaseModel):
 
 class CorridorWindow(BaseModel):
     corridor: str
-    window_start: datetime
+    window_start: UtcDatetime
     positions: int
     vehicles: int
     mean_speed_kmh: float | None
@@ -118,15 +118,23 @@ async def overspeed(
         " LIMIT {limit:UInt32} OFFSET {offset:UInt32}",
         params,
     )
-    total = await run_query(warehouse, f"SELECT count() AS n FROM {ddl.ALARMS} FINAL WHERE {where}", params)
+    total = await run_query(
+        warehouse, f"SELECT count() AS n FROM {ddl.ALARMS} FINAL WHERE {where}", params
+    )
     return EpisodePage(
         items=[
             OverspeedEpisode(
-                alarm_id=r["id"], vehicle_id=r["entity"], corridor=r["corridor"] or None,
-                severity=r["severity"], state=r["state"], started_at=utc(r["started_at"]),
-                last_seen=utc(r["last_seen"]), cleared_at=utc(r["cleared_at"]),
-                max_speed_kmh=r["value"], limit_kmh=r["threshold"],
-            )  # fmt: skip
+                alarm_id=r["id"],
+                vehicle_id=r["entity"],
+                corridor=r["corridor"] or None,
+                severity=r["severity"],
+                state=r["state"],
+                started_at=r["started_at"],
+                last_seen=r["last_seen"],
+                cleared_at=utc(r["cleared_at"]),
+                max_speed_kmh=r["value"],
+                limit_kmh=r["threshold"],
+            )
             for r in rows
         ],
         total=int(total[0]["n"]),
@@ -165,8 +173,19 @@ async def vehicles(
         " LIMIT {limit:UInt32} OFFSET {offset:UInt32}",
         params,
     )
-    fields = ("ts", "label", "route_id", "corridor", "trip_id", "lat", "lon", "bearing",
-              "speed_kmh", "occupancy", "source")  # fmt: skip
+    fields = (
+        "ts",
+        "label",
+        "route_id",
+        "corridor",
+        "trip_id",
+        "lat",
+        "lon",
+        "bearing",
+        "speed_kmh",
+        "occupancy",
+        "source",
+    )
     return [
         _position({"vehicle_id": r["vehicle_id"], **dict(zip(fields, r["t"], strict=True))})
         for r in rows

@@ -16,11 +16,16 @@ NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 TOPIC = VEHICLE_POSITIONS.name
 
 
-def position(vehicle: str, seconds: float, lat: float = -6.99, lon: float = 110.42) -> VehiclePosition:
+def position(
+    vehicle: str, seconds: float, lat: float = -6.99, lon: float = 110.42
+) -> VehiclePosition:
     return VehiclePosition(
-        vehicle_id=vehicle, corridor="K1", lat=lat, lon=lon,
+        vehicle_id=vehicle,
+        corridor="K1",
+        lat=lat,
+        lon=lon,
         timestamp=NOW - timedelta(hours=1) + timedelta(seconds=seconds),
-    )  # fmt: skip
+    )
 
 
 def speeding_messages(start_offset: int = 0) -> list[Message]:
@@ -98,7 +103,12 @@ async def test_poison_is_dead_lettered_and_the_rest_processed() -> None:
     await pipe.handle_batch(msgs)
     letters = prod.on(DEAD_LETTER.name)
     reasons = [dict(r[3])["reason"].decode() for r in letters]
-    assert reasons == ["invalid_json", "schema_violation", "outside_service_area", "future_timestamp"]
+    assert reasons == [
+        "invalid_json",
+        "schema_violation",
+        "outside_service_area",
+        "future_timestamp",
+    ]
     assert letters[0][2] == b"\x00not json"  # original bytes kept
     assert dict(letters[1][3])["item.index"] == b"1"
     assert dict(letters[1][3])["source.offset"] == b"1"

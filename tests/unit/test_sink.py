@@ -12,7 +12,9 @@ class FlakyWarehouse:
         self.errors = errors
         self.inserts: list[tuple[str, int]] = []
 
-    async def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
+    async def insert(
+        self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]
+    ) -> None:
         if self.errors:
             raise self.errors.pop(0)
         self.inserts.append((table, len(rows)))

@@ -13,9 +13,12 @@ NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 def pos(vehicle: str, seconds: float, north_m: float, corridor: str = "K1") -> VehiclePosition:
     lat, lon = offset_m(-6.99, 110.42, north_m, 0.0)
     return VehiclePosition(
-        vehicle_id=vehicle, corridor=corridor, lat=lat, lon=lon,
+        vehicle_id=vehicle,
+        corridor=corridor,
+        lat=lat,
+        lon=lon,
         timestamp=T0 + timedelta(seconds=seconds),
-    )  # fmt: skip
+    )
 
 
 def test_window_clock_closes_by_event_time() -> None:

@@ -17,7 +17,7 @@ def test_single_object_and_batches_decode() -> None:
 
 
 def test_each_bad_item_is_rejected_alone() -> None:
-    good, bad = decode_positions(b'[' + GOOD + b', {"vehicle_id": "x", "lat": 91}]')
+    good, bad = decode_positions(b"[" + GOOD + b', {"vehicle_id": "x", "lat": 91}]')
     assert len(good) == 1
     assert bad[0].reason is Reason.SCHEMA and bad[0].index == 1
     assert "lat" in bad[0].detail and "timestamp" in bad[0].detail
@@ -30,7 +30,9 @@ def test_broken_json_is_invalid_json() -> None:
 
 
 def test_naive_timestamps_are_refused() -> None:
-    _, bad = decode_positions(b'{"vehicle_id":"a","lat":0,"lon":0,"timestamp":"2026-03-02T08:00:00"}')
+    _, bad = decode_positions(
+        b'{"vehicle_id":"a","lat":0,"lon":0,"timestamp":"2026-03-02T08:00:00"}'
+    )
     assert bad and bad[0].reason is Reason.SCHEMA
 
 
@@ -39,7 +41,9 @@ def test_service_area_and_future_checks() -> None:
     p = VehiclePosition(vehicle_id="a", lat=52.0, lon=4.9, timestamp=NOW)
     assert check_position(p, area, NOW, 300)[0] is Reason.OUTSIDE_SERVICE_AREA  # type: ignore[index]
     assert check_position(p, None, NOW, 300) is None
-    ahead = VehiclePosition(vehicle_id="a", lat=-7.0, lon=110.4, timestamp=NOW + timedelta(minutes=10))
+    ahead = VehiclePosition(
+        vehicle_id="a", lat=-7.0, lon=110.4, timestamp=NOW + timedelta(minutes=10)
+    )
     assert check_position(ahead, area, NOW, 300)[0] is Reason.FUTURE_TIMESTAMP  # type: ignore[index]
 
 

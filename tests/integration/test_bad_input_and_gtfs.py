@@ -1,0 +1,139 @@
+"""Poison messages go to the dead-letter topic while the rest flows; GTFS-rt captures replay."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from connectors.gtfs_rt import GtfsRtSource
+from schemas.catalog import DEAD_LETTER, VEHICLE_POSITIONS
+from schemas.settings import Settings
+from schemas.transit import VehiclePosition
+from schemas.warehouse import Warehouse
+from sitroom.embedded_broker import EmbeddedBroker
+from sitroom.runtime import run_connector
+from tests.integration.conftest import api_client, eventually, running_worker
+
+pytestmark = pytest.mark.integration
+
+GTFS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "gtfs-rt"
+
+
+async def read_topic(bootstrap: str, topic: str, n: int, timeout_s: float = 30.0) -> list:  # type: ignore[type-arg]
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    records: list = []  # type: ignore[type-arg]
+    try:
+
+        async def got_all() -> bool:
+            batch = await consumer.getmany(timeout_ms=500)
+            for recs in batch.values():
+                records.extend(recs)
+            return len(records) >= n
+
+        await eventually(got_all, timeout_s, f"{n} records on {topic}")
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def test_poison_messages_are_dead_lettered_and_the_stream_goes_on(
+    broker: EmbeddedBroker, clean_warehouse: Warehouse, settings: Settings
+) -> None:
+    wh = clean_warehouse
+    now = datetime.now(UTC)
+
+    def fix(vehicle: str, minutes_ago: float, lat: float = -6.99, lon: float = 110.42) -> bytes:
+        return (
+            VehiclePosition(
+                vehicle_id=vehicle,
+                corridor="K7",
+                lat=lat,
+                lon=lon,
+                timestamp=now - timedelta(minutes=minutes_ago),
+            )
+            .model_dump_json()
+            .encode()
+        )
+
+    poison = [
+        b"\x00\x01 definitely not json",
+        b'{"vehicle_id": "K7-09", "lat": 123, "lon": 110.4}',
+        fix("K7-08", 1, lat=52.37, lon=4.89),  # Amsterdam, outside Semarang
+        fix("K7-07", -60),  # an hour in the future
+    ]
+    good = [fix("K7-01", 2), fix("K7-01", 1.9), fix("K7-02", 1)]
+    async with running_worker(settings, broker.bootstrap, wh):
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+        await producer.start()
+        try:
+            for value in [good[0], *poison[:2], good[1], *poison[2:], good[2]]:
+                await producer.send_and_wait(VEHICLE_POSITIONS.name, value)
+        finally:
+            await producer.stop()
+
+        async def stored() -> int:
+            return int(await wh.scalar("SELECT count() FROM transit_positions FINAL"))
+
+        async def all_good_stored() -> bool:
+            return await stored() == 3
+
+        await eventually(all_good_stored, 60, "the good positions")
+        letters = await read_topic(broker.bootstrap, DEAD_LETTER.name, 4)
+        by_reason = {dict(r.headers)["reason"].decode(): r for r in letters}
+        assert set(by_reason) == {
+            "invalid_json",
+            "schema_violation",
+            "outside_service_area",
+            "future_timestamp",
+        }
+        assert by_reason["invalid_json"].value == poison[0]
+        assert b"lat" in dict(by_reason["schema_violation"].headers)["detail"]
+        assert (
+            dict(by_reason["outside_service_area"].headers)["source.topic"]
+            == VEHICLE_POSITIONS.name.encode()
+        )
+        async with api_client(settings, wh, broker.bootstrap) as api:
+            metrics = (await api.get("/metrics")).text
+            assert (
+                'sitroom_events_dead_lettered_total{reason="future_timestamp",topic="transit.vehicle-positions"}'
+                in metrics
+            )
+            vehicle = (await api.get("/v1/transit/vehicles/K7-01")).json()
+            assert vehicle["latest"]["ts"].startswith(
+                (now - timedelta(minutes=1.9)).strftime("%Y-%m-%dT%H:%M")
+            )
+
+
+async def test_gtfs_realtime_captures_replay_into_clickhouse_and_the_api(
+    broker: EmbeddedBroker, clean_warehouse: Warehouse, settings: Settings
+) -> None:
+    wh = clean_warehouse
+    settings = settings.model_copy(
+        update={"service_area": None}
+    )  # the captures are not from Semarang
+    files = [GTFS / "mdv_bullrunner-vehicle-positions.pb", GTFS / "mt_speedrt_vehiclePositions.pb"]
+    async with running_worker(settings, broker.bootstrap, wh):
+        assert await run_connector(GtfsRtSource(files=files), broker.bootstrap) == 21
+
+        async def all_windows_closed() -> bool:
+            return int(await wh.scalar("SELECT count() FROM transit_vehicle_1m FINAL")) == 21
+
+        await eventually(all_windows_closed, 60, "windows closed after the replay went idle")
+        async with api_client(settings, wh, broker.bootstrap) as api:
+            listing = (await api.get("/v1/transit/vehicles", params={"limit": 100})).json()
+            assert len(listing) == 21
+            bus = (await api.get("/v1/transit/vehicles/1536")).json()
+            assert bus["latest"]["route_id"] == "F" and bus["latest"]["occupancy"] == "EMPTY"
+            assert abs(bus["latest"]["lat"] - 28.0662) < 1e-3
+            assert bus["latest"]["ts"] == "2017-09-13T14:52:55Z"
+            assert len(bus["windows"]) == 1 and bus["windows"][0]["positions"] == 1
+            assert (await api.get("/v1/transit/vehicles/no-such-bus")).status_code == 404
+            bad = await api.get(
+                "/v1/transit/overspeed", params={"since": "2026-01-02", "until": "2026-01-01"}
+            )
+            assert bad.status_code == 422 and "since" in bad.text
+            assert (await api.get("/v1/transit/overspeed", params={"limit": 0})).status_code == 422
