@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import clickhouse_connect
 from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
@@ -19,6 +20,17 @@ from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalErr
 from schemas.clickhouse_ddl import DDL
 
 log = logging.getLogger(__name__)
+
+
+def redact(dsn: str) -> str:
+    """The DSN without its password, for logs and error messages."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class WarehouseError(RuntimeError):
@@ -51,8 +63,10 @@ class Warehouse:
             try:
                 self._client = clickhouse_connect.get_client(**kwargs)
             except OperationalError as exc:
-                raise WarehouseUnavailable(f"cannot reach ClickHouse at {self.dsn}: {exc}") from exc
-            log.info("clickhouse connected", extra={"dsn": self.dsn})
+                raise WarehouseUnavailable(
+                    f"cannot reach ClickHouse at {redact(self.dsn)}: {exc}"
+                ) from exc
+            log.info("clickhouse connected", extra={"dsn": redact(self.dsn)})
         return self._client
 
     async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:

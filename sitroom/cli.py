@@ -18,7 +18,7 @@ from connectors.brt_simulator import BrtSimulator
 from connectors.gtfs_rt import GtfsRtSource
 from schemas.export import export_json_schemas
 from schemas.settings import Settings
-from schemas.warehouse import Warehouse
+from schemas.warehouse import Warehouse, redact
 from sitroom.embedded_broker import EmbeddedBroker
 from sitroom.kafka_admin import create_topics
 from sitroom.logs import configure_logging
@@ -86,7 +86,7 @@ async def cmd_up(settings: Settings) -> int:
                 f"  API docs     {base}/docs\n"
                 f"  metrics      {base}/metrics\n"
                 f"  Kafka        {bootstrap}{' (embedded tansu)' if broker else ''}\n"
-                f"  ClickHouse   {settings.clickhouse_target()}\n"
+                f"  ClickHouse   {redact(settings.clickhouse_target())}\n"
                 f"  simulator    {len(simulator.buses)} Trans Semarang buses\n"
                 "Ctrl-C stops everything.\n",
                 flush=True,
@@ -157,7 +157,7 @@ async def cmd_connect(settings: Settings, args: argparse.Namespace) -> int:
             files=files, url=args.url, interval_s=args.interval, max_polls=args.polls
         )
     task = asyncio.create_task(run_connector(source, bootstrap), name=source.name)
-    code = await wait_for_stop([task])
+    code = await wait_for_stop([task], exit_when_done=True)
     if not task.done():
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

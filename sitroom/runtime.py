@@ -137,8 +137,13 @@ def bound_port(server: uvicorn.Server) -> int:
     return int(server.servers[0].sockets[0].getsockname()[1])
 
 
-async def wait_for_stop(watch: list[asyncio.Task[Any]], worker: WorkerService | None = None) -> int:
-    """Block until SIGINT/SIGTERM, a watched task ends, or the worker crashes; return exit code."""
+async def wait_for_stop(
+    watch: list[asyncio.Task[Any]],
+    worker: WorkerService | None = None,
+    exit_when_done: bool = False,
+) -> int:
+    """Block until SIGINT/SIGTERM, a watched task fails, or the worker crashes; return the exit
+    code. With ``exit_when_done``, also return once every watched task has finished."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -153,6 +158,8 @@ async def wait_for_stop(watch: list[asyncio.Task[Any]], worker: WorkerService | 
                         return 1
                     log.info("component finished", extra={"task": task.get_name()})
                     watch.remove(task)
+            if exit_when_done and not watch:
+                return 0
             if worker is not None and worker.crashed() is not None:
                 log.error("worker crashed", exc_info=worker.crashed())
                 return 1

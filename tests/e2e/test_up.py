@@ -1,0 +1,173 @@
+"""`sitroom up` as a user runs it: one command, real child broker, chdb on disk, signals."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+GTFS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "gtfs-rt"
+SITROOM = [sys.executable, "-m", "sitroom.cli"]
+
+
+def children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found.update(int(c) for c in text)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+class Up:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [*SITROOM, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self.output: list[str] = []
+        deadline = time.monotonic() + 120
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise AssertionError("sitroom up exited early:\n" + "".join(self.output))
+            self.output.append(line)
+            m = re.search(r"API docs\s+(http://\S+)/docs", line)
+            if m:
+                self.base = m.group(1)
+                return
+        raise AssertionError("no banner:\n" + "".join(self.output))
+
+    def stop(self, sig: int) -> int:
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(60)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+
+
+def wait_json(url: str, ok, timeout_s: float = 90.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    body = None
+    while time.monotonic() < deadline:
+        try:
+            r = httpx.get(url, timeout=5)
+            body = (
+                r.json()
+                if r.headers.get("content-type", "").startswith("application/json")
+                else r.text
+            )
+            if r.status_code == 200 and ok(body):
+                return body
+        except httpx.HTTPError as exc:
+            body = repr(exc)
+        time.sleep(1)
+    raise AssertionError(f"{url} never satisfied the check; last body {body!r}")
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    yield {
+        **os.environ,
+        "SITROOM_DATA_DIR": str(tmp_path / "data"),
+        "SITROOM_API_PORT": "0",
+        "SITROOM_SERVICE_AREA": "none",  # the GTFS-rt capture below is from Florida
+        "SITROOM_WINDOW_IDLE_CLOSE_S": "5",
+        "SITROOM_LOG_FORMAT": "json",
+    }
+
+
+def test_up_runs_everything_stops_cleanly_and_keeps_its_rows(env: dict[str, str]) -> None:
+    up = Up(env)
+    try:
+        episodes = wait_json(f"{up.base}/v1/transit/overspeed", lambda b: b["total"] >= 1)
+        active = wait_json(f"{up.base}/v1/alarms?state=active", lambda b: b["total"] >= 1, 30)
+        assert active["items"][0]["kind"] == "overspeed"
+        metrics = wait_json(
+            f"{up.base}/metrics", lambda t: "sitroom_sink_rows_written_total" in t, 30
+        )
+        for name in ("sitroom_events_consumed_total", "sitroom_events_produced_total",
+                     "sitroom_sink_flush_seconds_count", "sitroom_consumer_lag"):  # fmt: skip
+            assert name in metrics
+        # A second process feeds real GTFS-realtime data into the running system.
+        replay = subprocess.run(
+            [*SITROOM, "connect", "gtfs-rt", "--file", str(GTFS / "mdv_bullrunner-vehicle-positions.pb")],
+            env={**env, "SITROOM_METRICS_PORT": "0"}, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert replay.returncode == 0, replay.stderr
+        bus = wait_json(
+            f"{up.base}/v1/transit/vehicles/1536", lambda b: b["latest"]["route_id"] == "F", 60
+        )
+        assert bus["latest"]["occupancy"] == "EMPTY"
+        broker_pids = children(up.proc.pid)
+        assert broker_pids
+    finally:
+        code = up.stop(signal.SIGTERM)
+    assert code == 0, "".join(up.output[-20:])
+    time.sleep(0.5)
+    assert not [p for p in broker_pids if alive(p)], "the broker outlived sitroom up"
+
+    again = Up(env)
+    try:
+        earlier = httpx.get(
+            f"{again.base}/v1/transit/overspeed", params={"limit": 1000}, timeout=10
+        ).json()
+        ids = {e["alarm_id"] for e in earlier["items"]}
+        assert {e["alarm_id"] for e in episodes["items"]} <= ids
+        assert httpx.get(f"{again.base}/v1/transit/vehicles/1536", timeout=10).status_code == 200
+    finally:
+        assert again.stop(signal.SIGINT) == 0
+
+
+def test_bad_settings_and_arguments_get_a_clear_message(tmp_path: Path) -> None:
+    env = {**os.environ, "SITROOM_SERVICE_AREA": "1,2,3", "SITROOM_DATA_DIR": str(tmp_path)}
+    r = subprocess.run(
+        [*SITROOM, "topics", "create"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 2 and "SITROOM_SERVICE_AREA" in r.stderr
+    env = {**os.environ, "SITROOM_DATA_DIR": str(tmp_path)}
+    env.pop("SITROOM_KAFKA_BOOTSTRAP", None)
+    r = subprocess.run([*SITROOM, "worker"], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "SITROOM_KAFKA_BOOTSTRAP" in r.stderr
+    r = subprocess.run(
+        [*SITROOM, "connect", "gtfs-rt"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 2 and "--file" in r.stderr
+    r = subprocess.run(
+        [*SITROOM, "connect", "gtfs-rt", "--file", str(tmp_path / "missing.pb")],
+        env={**env, "SITROOM_KAFKA_BOOTSTRAP": "127.0.0.1:1"}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 2 and "missing.pb" in r.stderr
+
+
+def test_schemas_export_writes_json_schema_per_event_type(tmp_path: Path) -> None:
+    r = subprocess.run(
+        [*SITROOM, "schemas", "export", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["sitroom.alarms.schema.json", "transit.vehicle-positions.schema.json"]
+    import json
+
+    schema = json.loads((tmp_path / "transit.vehicle-positions.schema.json").read_text())
+    assert "vehicle_id" in schema["required"] and schema["x-topic"]["partitions"] == 6
