@@ -23,30 +23,42 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from connectors.brt_simulator import BrtSimulator  # noqa: E402
-from connectors.publisher import encode_batch, partition_for  # noqa: E402
-from schemas.catalog import VEHICLE_POSITIONS  # noqa: E402
-from schemas.settings import Settings  # noqa: E402
-from schemas.transit import VehiclePosition  # noqa: E402
-from schemas.warehouse import Warehouse  # noqa: E402
-from sitroom.embedded_broker import EmbeddedBroker  # noqa: E402
-from sitroom.kafka_admin import create_topics  # noqa: E402
-from sitroom.runtime import WorkerService  # noqa: E402
-from streams.metrics import MESSAGES_CONSUMED  # noqa: E402
-from streams.transit_logic import Outputs, TransitProcessor, TransitRules  # noqa: E402
-from streams.validation import check_position, decode_positions  # noqa: E402
+from connectors.brt_simulator import BrtSimulator
+from connectors.publisher import encode_batch, partition_for
+from schemas.catalog import VEHICLE_POSITIONS
+from schemas.settings import Settings
+from schemas.transit import VehiclePosition
+from schemas.warehouse import Warehouse
+from sitroom.embedded_broker import EmbeddedBroker
+from sitroom.kafka_admin import create_topics
+from sitroom.runtime import WorkerService
+from streams.metrics import MESSAGES_CONSUMED
+from streams.transit_logic import Outputs, TransitProcessor, TransitRules
+from streams.validation import check_position, decode_positions
 
 TOPIC = VEHICLE_POSITIONS.name
 
 
 def progress(label: str, done: int, total: int) -> None:
-    print(f"\r  {label}: {done:,}/{total:,} ({100 * done / max(total, 1):.0f}%)", end="", file=sys.stderr, flush=True)
+    print(
+        f"\r  {label}: {done:,}/{total:,} ({100 * done / max(total, 1):.0f}%)",
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 async def preload(bootstrap: str, events: int, buses: int, per_message: bool) -> int:
     corridors = 7
-    sim = BrtSimulator(seed=1, buses_per_corridor=max(1, buses // corridors), realtime=False, start=time.time() - 86400)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1 << 20, max_request_size=8 << 20)
+    sim = BrtSimulator(
+        seed=1,
+        buses_per_corridor=max(1, buses // corridors),
+        realtime=False,
+        start=time.time() - 86400,
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1 << 20, max_request_size=8 << 20
+    )
     await producer.start()
     sent = messages = 0
     t = sim.start
@@ -56,11 +68,15 @@ async def preload(bootstrap: str, events: int, buses: int, per_message: bool) ->
             t += 5.0
             groups: dict[int, list[VehiclePosition]] = {}
             for p in tick:
-                groups.setdefault(partition_for(p.vehicle_id, VEHICLE_POSITIONS.partitions), []).append(p)
+                groups.setdefault(
+                    partition_for(p.vehicle_id, VEHICLE_POSITIONS.partitions), []
+                ).append(p)
             for part, group in groups.items():
                 if per_message:
                     for p in group:
-                        await producer.send(TOPIC, p.model_dump_json(exclude_none=True).encode(), partition=part)
+                        await producer.send(
+                            TOPIC, p.model_dump_json(exclude_none=True).encode(), partition=part
+                        )
                         messages += 1
                 else:
                     await producer.send(TOPIC, encode_batch(group), partition=part)
@@ -77,7 +93,9 @@ async def preload(bootstrap: str, events: int, buses: int, per_message: bool) ->
 
 async def plain_loop(bootstrap: str, settings: Settings, events: int) -> float:
     """Consume, decode, validate and run the transit logic per partition; no ClickHouse."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=8 << 20)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=8 << 20
+    )
     await consumer.start()
     tps = [TopicPartition(TOPIC, p) for p in range(VEHICLE_POSITIONS.partitions)]
     consumer.assign(tps)
@@ -97,7 +115,10 @@ async def plain_loop(bootstrap: str, settings: Settings, events: int) -> float:
                     positions, rejected = decode_positions(rec.value)
                     seen += len(positions) + len(rejected)
                     for p in positions:
-                        if check_position(p, settings.service_area, now, settings.max_future_s) is None:
+                        if (
+                            check_position(p, settings.service_area, now, settings.max_future_s)
+                            is None
+                        ):
                             proc.apply(p, out, now)
                 proc.close_windows(out)
             out = Outputs()  # drop rows: this loop measures the consume+logic path only
@@ -106,7 +127,9 @@ async def plain_loop(bootstrap: str, settings: Settings, events: int) -> float:
     return time.perf_counter() - started
 
 
-async def worker_run(bootstrap: str, settings: Settings, wh: Warehouse, events: int) -> tuple[float, float]:
+async def worker_run(
+    bootstrap: str, settings: Settings, wh: Warehouse, events: int
+) -> tuple[float, float]:
     worker = WorkerService(settings, bootstrap, wh)
     t_start = time.perf_counter()
     await worker.start()
@@ -126,7 +149,9 @@ async def worker_run(bootstrap: str, settings: Settings, wh: Warehouse, events: 
     return done - (first or t_start), (first or t_start) - t_start
 
 
-async def latency_run(bootstrap: str, settings: Settings, wh: Warehouse, probes: int, size: int) -> list[float]:
+async def latency_run(
+    bootstrap: str, settings: Settings, wh: Warehouse, probes: int, size: int
+) -> list[float]:
     """Produce one batch every 200 ms; time until its rows are queryable."""
     worker = WorkerService(settings, bootstrap, wh)
     await worker.start()
@@ -138,10 +163,21 @@ async def latency_run(bootstrap: str, settings: Settings, wh: Warehouse, probes:
         for k in range(probes):
             now = datetime.now(UTC)
             tag = f"probe{k}-"
-            group = [VehiclePosition(vehicle_id=f"{tag}{i}", lat=-6.99, lon=110.42, timestamp=now) for i in range(size)]
+            group = [
+                VehiclePosition(vehicle_id=f"{tag}{i}", lat=-6.99, lon=110.42, timestamp=now)
+                for i in range(size)
+            ]
             sent = time.perf_counter()
-            await producer.send_and_wait(TOPIC, encode_batch(group), partition=k % VEHICLE_POSITIONS.partitions)
-            while await wh.scalar("SELECT count() FROM transit_positions WHERE startsWith(vehicle_id, {t:String})", {"t": tag}) < size:
+            await producer.send_and_wait(
+                TOPIC, encode_batch(group), partition=k % VEHICLE_POSITIONS.partitions
+            )
+            while (
+                await wh.scalar(
+                    "SELECT count() FROM transit_positions WHERE startsWith(vehicle_id, {t:String})",
+                    {"t": tag},
+                )
+                < size
+            ):
                 await asyncio.sleep(0.01)
             latencies.append(time.perf_counter() - sent)
             progress("latency probes", k + 1, probes)
@@ -158,14 +194,18 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--buses", type=int, default=500)
     parser.add_argument("--per-message", type=int, choices=[0, 1], default=0)
     parser.add_argument("--probes", type=int, default=50)
     args = parser.parse_args()
 
-    settings = Settings(_env_file=None, app_id=f"bench-{uuid.uuid4().hex[:6]}", window_idle_close_s=5.0)  # type: ignore[call-arg]
+    settings = Settings(
+        _env_file=None, app_id=f"bench-{uuid.uuid4().hex[:6]}", window_idle_close_s=5.0
+    )  # type: ignore[call-arg]
     broker = EmbeddedBroker()
     bootstrap = settings.kafka_bootstrap or broker.start()
     try:
@@ -185,14 +225,20 @@ async def main() -> None:
 
     plain_rate = args.events / plain_s
     worker_rate = args.events / worker_s
-    print(f"\nevents: {args.events:,} in {messages:,} Kafka messages "
-          f"({args.events / messages:.1f} per message), {args.buses} buses, 6 partitions")
+    print(
+        f"\nevents: {args.events:,} in {messages:,} Kafka messages "
+        f"({args.events / messages:.1f} per message), {args.buses} buses, 6 partitions"
+    )
     print(f"{'path':<58}{'events/s':>12}")
     print(f"{'plain aiokafka loop: consume+decode+validate+logic':<58}{plain_rate:>12,.0f}")
     print(f"{'sitroom worker: consume -> rows queryable in ClickHouse':<58}{worker_rate:>12,.0f}")
-    print(f"ratio worker/plain: {worker_rate / plain_rate:.2f}   (worker group join took {join_s:.1f} s, excluded)")
-    print(f"latency produce -> queryable, {len(lat)} batches of 100: "
-          f"p50 {pct(lat, 50) * 1000:.0f} ms, p99 {pct(lat, 99) * 1000:.0f} ms")
+    print(
+        f"ratio worker/plain: {worker_rate / plain_rate:.2f}   (worker group join took {join_s:.1f} s, excluded)"
+    )
+    print(
+        f"latency produce -> queryable, {len(lat)} batches of 100: "
+        f"p50 {pct(lat, 50) * 1000:.0f} ms, p99 {pct(lat, 99) * 1000:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -67,6 +67,21 @@ ALARM_COLUMNS = (
 )
 CHECKPOINT_COLUMNS = ("cluster_id", "group_id", "topic", "partition", "offset", "state", "saved_at")
 
+_ALARM_FIELDS = """
+        id String,
+        kind LowCardinality(String),
+        entity String,
+        severity LowCardinality(String),
+        state LowCardinality(String),
+        started_at DateTime64(3, 'UTC'),
+        last_seen DateTime64(3, 'UTC'),
+        cleared_at Nullable(DateTime64(3, 'UTC')),
+        value Float64,
+        threshold Float64,
+        version UInt32 COMMENT 'increases with every transition',
+        context String COMMENT 'JSON object'
+"""
+
 DDL: tuple[str, ...] = (
     f"""
     CREATE TABLE IF NOT EXISTS {POSITIONS} (
@@ -133,37 +148,13 @@ DDL: tuple[str, ...] = (
     GROUP BY corridor, window_start
     """,
     f"""
-    CREATE TABLE IF NOT EXISTS {ALARMS} (
-        id String,
-        kind LowCardinality(String),
-        entity String,
-        severity LowCardinality(String),
-        state LowCardinality(String),
-        started_at DateTime64(3, 'UTC'),
-        last_seen DateTime64(3, 'UTC'),
-        cleared_at Nullable(DateTime64(3, 'UTC')),
-        value Float64,
-        threshold Float64,
-        version UInt32,
-        context String COMMENT 'JSON object'
-    ) ENGINE = ReplacingMergeTree(version)
+    CREATE TABLE IF NOT EXISTS {ALARMS} ({_ALARM_FIELDS})
+    ENGINE = ReplacingMergeTree(version)
     ORDER BY id
     """,
     f"""
-    CREATE TABLE IF NOT EXISTS {ALARM_TRANSITIONS} (
-        id String,
-        kind LowCardinality(String),
-        entity String,
-        severity LowCardinality(String),
-        state LowCardinality(String),
-        started_at DateTime64(3, 'UTC'),
-        last_seen DateTime64(3, 'UTC'),
-        cleared_at Nullable(DateTime64(3, 'UTC')),
-        value Float64,
-        threshold Float64,
-        version UInt32,
-        context String
-    ) ENGINE = ReplacingMergeTree
+    CREATE TABLE IF NOT EXISTS {ALARM_TRANSITIONS} ({_ALARM_FIELDS})
+    ENGINE = ReplacingMergeTree
     PARTITION BY toYYYYMM(started_at)
     ORDER BY (id, version)
     """,

@@ -143,10 +143,20 @@ async def overspeed(
     )
 
 
-_POSITION_SQL = (
-    "SELECT vehicle_id, ts, label, route_id, corridor, trip_id, lat, lon, bearing, speed_kmh,"
-    f" occupancy, source FROM {ddl.POSITIONS}"
+_LATEST_FIELDS = (
+    "ts",
+    "label",
+    "route_id",
+    "corridor",
+    "trip_id",
+    "lat",
+    "lon",
+    "bearing",
+    "speed_kmh",
+    "occupancy",
+    "source",
 )
+_POSITION_SQL = f"SELECT vehicle_id, {', '.join(_LATEST_FIELDS)} FROM {ddl.POSITIONS}"
 
 
 def _position(r: dict[str, Any]) -> Position:
@@ -167,27 +177,13 @@ async def vehicles(
         params["corridor"] = corridor
     rows = await run_query(
         warehouse,
-        "SELECT vehicle_id, argMax(tuple(ts, label, route_id, corridor, trip_id, lat, lon, bearing,"
-        " speed_kmh, occupancy, source), ts) AS t"
+        f"SELECT vehicle_id, argMax(tuple({', '.join(_LATEST_FIELDS)}), ts) AS t"
         f" FROM {ddl.POSITIONS} WHERE {cond} GROUP BY vehicle_id ORDER BY vehicle_id"
         " LIMIT {limit:UInt32} OFFSET {offset:UInt32}",
         params,
     )
-    fields = (
-        "ts",
-        "label",
-        "route_id",
-        "corridor",
-        "trip_id",
-        "lat",
-        "lon",
-        "bearing",
-        "speed_kmh",
-        "occupancy",
-        "source",
-    )
     return [
-        _position({"vehicle_id": r["vehicle_id"], **dict(zip(fields, r["t"], strict=True))})
+        _position({"vehicle_id": r["vehicle_id"], **dict(zip(_LATEST_FIELDS, r["t"], strict=True))})
         for r in rows
     ]
 
