@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-GTFS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "gtfs-rt"
+GTFS = Path(__file__).resolve().parents[1] / "fixtures" / "gtfs-rt"
 SITROOM = [sys.executable, "-m", "sitroom.cli"]
 
 

@@ -19,7 +19,7 @@ from tests.integration.conftest import api_client, eventually, running_worker
 
 pytestmark = pytest.mark.integration
 
-GTFS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "gtfs-rt"
+GTFS = Path(__file__).resolve().parents[1] / "fixtures" / "gtfs-rt"
 
 
 async def read_topic(bootstrap: str, topic: str, n: int, timeout_s: float = 30.0) -> list:  # type: ignore[type-arg]

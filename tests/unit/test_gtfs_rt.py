@@ -6,7 +6,7 @@ from google.transit import gtfs_realtime_pb2
 from connectors.base import SourceError
 from connectors.gtfs_rt import parse_feed
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "gtfs-rt"
+DATA = Path(__file__).resolve().parents[1] / "fixtures" / "gtfs-rt"
 
 
 def feed(header_ts: int | None = 1_700_000_000) -> gtfs_realtime_pb2.FeedMessage:
