@@ -24,14 +24,6 @@ class SinkError(RuntimeError):
     """A write the destination refused for good (bad rows, bad schema)."""
 
 
-class SinkBackpressure(SinkError):
-    """The sink's buffer is full; flush it before adding more (after ``retry_after`` s)."""
-
-    def __init__(self, message: str, retry_after: float = 0.0) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
 class BaseSink(ABC):
     @abstractmethod
     def add(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -74,8 +66,6 @@ class ClickHouseSink(BaseSink):
     def add(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
             return
-        if self._pending >= self.max_rows * 4:
-            raise SinkBackpressure(f"{self._pending} rows buffered for {self.name}; flush first")
         cols, buf = self._buffers.setdefault(table, (columns, []))
         if tuple(cols) != tuple(columns):
             raise SinkError(f"table {table} added with two column lists")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -11,6 +12,8 @@ from faust.types import TP
 from schemas.catalog import VEHICLE_POSITIONS
 from schemas.settings import Settings
 from streams.transit_pipeline import Message, TransitPipeline
+
+log = logging.getLogger(__name__)
 
 
 class FaustProducer:
@@ -50,18 +53,21 @@ def register_transit(app: faust.App, settings: Settings, pipeline: TransitPipeli
         async for events in stream.take_events(
             settings.sink_batch_messages, within=settings.sink_max_delay_s
         ):
-            await pipeline.handle_batch(
-                [
-                    Message(
-                        e.message.topic,
-                        e.message.partition,
-                        e.message.offset,
-                        e.message.key,
-                        e.message.value,
-                    )
-                    for e in events
-                ]
-            )
+            batch = [
+                Message(m.topic, m.partition, m.offset, m.key, m.value)
+                for m in (e.message for e in events)
+            ]
+            try:
+                await pipeline.handle_batch(batch)
+            except Exception as exc:
+                # Restarting only the agent would move past this batch's messages with
+                # state that never saw them; crash the worker so a restart replays from the
+                # committed offsets and the last checkpoint.
+                log.exception(
+                    "transit batch failed; stopping the worker", extra={"messages": len(batch)}
+                )
+                await app.crash(exc)
+                raise
 
     @app.timer(interval=max(1.0, settings.window_idle_close_s / 3))
     async def close_idle_windows() -> None:

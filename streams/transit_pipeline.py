@@ -102,6 +102,8 @@ class TransitPipeline:
         self._processors: dict[tuple[str, int], TransitProcessor] = {}
         self._last_activity: dict[tuple[str, int], float] = {}
         self._lock = asyncio.Lock()
+        # A batch may hold far more rows than one insert should carry.
+        self.sink_chunk = max(1, settings.sink_max_rows)
 
     async def _processor(self, topic: str, partition: int) -> TransitProcessor:
         key = (topic, partition)
@@ -233,12 +235,18 @@ class TransitPipeline:
             await asyncio.gather(*pending)
             EVENTS_PRODUCED.labels(ALARMS.name).inc(len(out.alarms))
             EVENTS_PRODUCED.labels(DEAD_LETTER.name).inc(len(pending) - len(out.alarms))
-        self.sink.add(ddl.POSITIONS, ddl.POSITION_COLUMNS, out.positions)
-        self.sink.add(ddl.VEHICLE_1M, ddl.VEHICLE_1M_COLUMNS, out.vehicle_windows)
-        self.sink.add(ddl.CORRIDOR_1M_PART, ddl.CORRIDOR_1M_PART_COLUMNS, out.corridor_windows)
         alarm_rows = [alarm_row(a) for a in out.alarms]
-        self.sink.add(ddl.ALARMS, ddl.ALARM_COLUMNS, alarm_rows)
-        self.sink.add(ddl.ALARM_TRANSITIONS, ddl.ALARM_COLUMNS, alarm_rows)
+        for table, columns, rows in (
+            (ddl.POSITIONS, ddl.POSITION_COLUMNS, out.positions),
+            (ddl.VEHICLE_1M, ddl.VEHICLE_1M_COLUMNS, out.vehicle_windows),
+            (ddl.CORRIDOR_1M_PART, ddl.CORRIDOR_1M_PART_COLUMNS, out.corridor_windows),
+            (ddl.ALARMS, ddl.ALARM_COLUMNS, alarm_rows),
+            (ddl.ALARM_TRANSITIONS, ddl.ALARM_COLUMNS, alarm_rows),
+        ):
+            for i in range(0, len(rows), self.sink_chunk):
+                self.sink.add(table, columns, rows[i : i + self.sink_chunk])
+                if self.sink.due():
+                    await self.sink.flush()
         await self.sink.flush()
         if touched:
             await self.checkpoints.save(

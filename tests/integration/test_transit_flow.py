@@ -199,3 +199,30 @@ async def test_restart_and_full_replay_neither_lose_nor_duplicate(
 
 async def _windows_equal(wh: Warehouse, expected: list[tuple[object, ...]]) -> bool:
     return close(await vehicle_windows(wh), expected)
+
+
+async def test_a_failing_write_stops_the_worker_and_a_restart_loses_nothing(
+    broker: EmbeddedBroker, clean_warehouse: Warehouse, settings: Settings
+) -> None:
+    wh = clean_warehouse
+    ticks = [batch async for batch in simulator().batches(None)]  # type: ignore[arg-type]
+    async with running_worker(settings, broker.bootstrap, wh) as worker:
+        # ClickHouse now refuses the positions insert (no such table) for good.
+        await wh._run("command", "RENAME TABLE transit_positions TO transit_positions_away")
+        try:
+            await run_connector(ListSource(ticks[:10]), broker.bootstrap)
+
+            async def crashed() -> bool:
+                return worker.crashed() is not None
+
+            await eventually(crashed, 60, "the worker to stop on a rejected write")
+        finally:
+            await wh._run("command", "RENAME TABLE transit_positions_away TO transit_positions")
+    assert await wh.scalar("SELECT count() FROM transit_positions") == 0
+    async with running_worker(settings, broker.bootstrap, wh):
+
+        async def all_stored() -> bool:
+            n = await wh.scalar("SELECT count() FROM transit_positions FINAL")
+            return bool(n == sum(len(b) for b in ticks[:10]))
+
+        await eventually(all_stored, 60, "the restarted worker to store every position")

@@ -1,10 +1,13 @@
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from google.transit import gtfs_realtime_pb2
 
 from connectors.base import SourceError
-from connectors.gtfs_rt import parse_feed
+from connectors.gtfs_rt import GtfsRtSource, parse_feed
+from connectors.metrics import FETCH_ERRORS
 
 DATA = Path(__file__).resolve().parents[1] / "fixtures" / "gtfs-rt"
 
@@ -81,3 +84,39 @@ def test_large_real_capture_keeps_what_it_can() -> None:
     positions, rejects = parse_feed((DATA / "gm_vehicle_positions.pb").read_bytes())
     assert len(positions) == 3517 and len(rejects) == 32
     assert {r[0] for r in rejects} == {"no_position"}
+
+
+class _Feed(BaseHTTPRequestHandler):
+    responses: list[tuple[int, bytes]] = []
+
+    def do_GET(self) -> None:
+        status, body = self.responses.pop(0) if len(self.responses) > 1 else self.responses[0]
+        self.send_response(status)
+        if status == 503:
+            self.send_header("Retry-After", "0")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _NoDeadLetters:
+    async def dead_letter(self, raw: bytes, reason: str, detail: str, source: str) -> None:
+        raise AssertionError(f"unexpected dead letter: {reason} {detail}")
+
+
+async def test_polling_a_live_feed_skips_unchanged_snapshots_and_survives_errors() -> None:
+    data = (DATA / "mdv_bullrunner-vehicle-positions.pb").read_bytes()
+    _Feed.responses = [(200, data), (503, b"busy"), (200, data), (200, data)]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Feed)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    before = FETCH_ERRORS.labels("gtfs-rt")._value.get()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/vehiclePositions.pb"
+        source = GtfsRtSource(url=url, interval_s=0.01, max_polls=4)
+        batches = [b async for b in source.batches(_NoDeadLetters())]  # type: ignore[arg-type]
+    finally:
+        server.shutdown()
+    assert [len(b) for b in batches] == [10]  # the same snapshot is not published twice
+    assert FETCH_ERRORS.labels("gtfs-rt")._value.get() == before + 1

@@ -4,7 +4,7 @@ from typing import Any
 import pytest
 
 from schemas.warehouse import WarehouseError, WarehouseUnavailable
-from streams.sink import ClickHouseSink, SinkBackpressure, SinkError
+from streams.sink import ClickHouseSink, SinkError
 
 
 class FlakyWarehouse:
@@ -61,13 +61,6 @@ async def test_rejected_rows_raise_and_stay_buffered() -> None:
     assert s.pending_rows == 1
     await s.flush()
     assert wh.inserts == [("a", 1)]
-
-
-async def test_backpressure_when_far_over_the_batch_size() -> None:
-    s = sink(FlakyWarehouse([]), max_rows=1)
-    s.add("a", ("x",), [(i,) for i in range(4)])
-    with pytest.raises(SinkBackpressure):
-        s.add("a", ("x",), [(9,)])
 
 
 async def test_mismatched_columns_are_an_error() -> None:
