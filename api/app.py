@@ -9,12 +9,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.metrics import observe_requests
 from api.routers import alarms, health, transit
+from schemas.alarms import AlarmCommand
 from schemas.settings import Settings
 from schemas.warehouse import Warehouse
 
 
 def create_api(
-    settings: Settings, warehouse: Warehouse, broker_probe: Callable[[], Awaitable[bool]]
+    settings: Settings,
+    warehouse: Warehouse,
+    broker_probe: Callable[[], Awaitable[bool]],
+    publish_command: Callable[[AlarmCommand], Awaitable[None]],
 ) -> FastAPI:
     app = FastAPI(
         title="sitroom",
@@ -24,6 +28,7 @@ def create_api(
     app.state.settings = settings
     app.state.warehouse = warehouse
     app.state.broker_probe = broker_probe
+    app.state.publish_command = publish_command
     app.middleware("http")(observe_requests)
     app.include_router(health.router)
     app.include_router(transit.router)

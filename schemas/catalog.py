@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from schemas.alarms import Alarm
+from schemas.alarms import Alarm, AlarmCommand
 from schemas.transit import VehiclePosition
 
 DAY_MS = 24 * 3600 * 1000
@@ -44,6 +44,15 @@ ALARMS = TopicSpec(
     schema=Alarm,
     description="every alarm transition (raised, updated, cleared) of every domain",
 )
+ALARM_COMMANDS = TopicSpec(
+    name="sitroom.alarm-commands",
+    key="alarm id",
+    partitions=1,
+    retention_ms=30 * DAY_MS,
+    department="Situation room",
+    schema=AlarmCommand,
+    description="acknowledge/clear commands given through the API; every worker reads all",
+)
 DEAD_LETTER = TopicSpec(
     name="sitroom.deadletter",
     key="original key",
@@ -54,7 +63,7 @@ DEAD_LETTER = TopicSpec(
     description="rejected events: original bytes, reason and source in the headers",
 )
 
-CATALOG: tuple[TopicSpec, ...] = (VEHICLE_POSITIONS, ALARMS, DEAD_LETTER)
+CATALOG: tuple[TopicSpec, ...] = (VEHICLE_POSITIONS, ALARMS, ALARM_COMMANDS, DEAD_LETTER)
 
 
 def by_name(name: str) -> TopicSpec:

@@ -64,6 +64,12 @@ ALARM_COLUMNS = (
     "threshold",
     "version",
     "context",
+    "domain",
+    "level",
+    "reason",
+    "acknowledged_by",
+    "acknowledged_at",
+    "cleared_by",
 )
 CHECKPOINT_COLUMNS = ("cluster_id", "group_id", "topic", "partition", "offset", "state", "saved_at")
 
@@ -79,7 +85,13 @@ _ALARM_FIELDS = """
         value Float64,
         threshold Float64,
         version UInt32 COMMENT 'increases with every transition',
-        context String COMMENT 'JSON object'
+        context String COMMENT 'JSON object',
+        domain LowCardinality(String),
+        level LowCardinality(String),
+        reason LowCardinality(String),
+        acknowledged_by Nullable(String),
+        acknowledged_at Nullable(DateTime64(3, 'UTC')),
+        cleared_by Nullable(String)
 """
 
 DDL: tuple[str, ...] = (
@@ -170,4 +182,19 @@ DDL: tuple[str, ...] = (
     ) ENGINE = ReplacingMergeTree(saved_at)
     ORDER BY (cluster_id, group_id, topic, partition)
     """,
+)
+
+# Columns added after a table first shipped: applied on every start, idempotent, so an
+# existing data directory catches up with the code.
+MIGRATIONS: tuple[str, ...] = tuple(
+    f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column}"
+    for table in (ALARMS, ALARM_TRANSITIONS)
+    for column in (
+        "domain LowCardinality(String)",
+        "level LowCardinality(String)",
+        "reason LowCardinality(String)",
+        "acknowledged_by Nullable(String)",
+        "acknowledged_at Nullable(DateTime64(3, 'UTC'))",
+        "cleared_by Nullable(String)",
+    )
 )

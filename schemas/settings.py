@@ -80,14 +80,10 @@ class Settings(BaseSettings):
     )
     max_future_s: float = Field(300.0, gt=0, description="events further ahead are rejected")
 
-    # Transit rules.
+    # Transit.
     max_plausible_speed_kmh: float = Field(150.0, gt=0)
-    overspeed_default_limit_kmh: float = Field(60.0, gt=0)
-    overspeed_limits: dict[str, float] = Field(default_factory=dict)
-    overspeed_min_duration_s: float = Field(15.0, ge=0)
-    overspeed_clear_hysteresis_kmh: float = Field(5.0, ge=0)
-    overspeed_clear_duration_s: float = Field(15.0, ge=0)
-    overspeed_critical_excess_kmh: float = Field(20.0, ge=0)
+    # Alarm rules and per-domain thresholds (TOML); unset: the packaged default.
+    alarm_rules: Path | None = None
 
     # Event-time windows.
     window_allowed_lateness_s: float = Field(10.0, ge=0)
@@ -116,8 +112,3 @@ class Settings(BaseSettings):
         if self.clickhouse_dsn:
             return self.clickhouse_dsn
         return f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
-
-    def limit_for(self, corridor: str | None) -> float:
-        if corridor and corridor in self.overspeed_limits:
-            return self.overspeed_limits[corridor]
-        return self.overspeed_default_limit_kmh

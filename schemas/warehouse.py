@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import clickhouse_connect
 from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
 
-from schemas.clickhouse_ddl import DDL
+from schemas.clickhouse_ddl import DDL, MIGRATIONS
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class Warehouse:
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
     async def ensure_schema(self) -> None:
-        for statement in DDL:
+        for statement in (*DDL, *MIGRATIONS):
             await self._run("command", statement)
 
     async def query(

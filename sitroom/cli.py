@@ -13,6 +13,7 @@ from pathlib import Path
 from prometheus_client import start_http_server
 from pydantic import ValidationError
 
+from api.commands import KafkaCommandPublisher
 from connectors.base import Source
 from connectors.brt_simulator import BrtSimulator
 from connectors.gtfs_rt import GtfsRtSource
@@ -60,7 +61,8 @@ async def cmd_up(settings: Settings) -> int:
             bootstrap = str(settings.kafka_bootstrap)
         warehouse = Warehouse(settings.clickhouse_target())
         worker = WorkerService(settings, bootstrap, warehouse)
-        server = api_server(settings, warehouse, bootstrap)
+        commands = KafkaCommandPublisher(bootstrap)
+        server = api_server(settings, warehouse, bootstrap, commands)
         tasks: list[asyncio.Task[object]] = []
         try:
             await create_topics(bootstrap, settings.topic_replication)
@@ -101,6 +103,7 @@ async def cmd_up(settings: Settings) -> int:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await asyncio.wait_for(task, 10)
             await worker.stop()
+            await commands.close()
             warehouse.close()
             if broker is not None:
                 address_file.unlink(missing_ok=True)
@@ -124,7 +127,8 @@ async def cmd_worker(settings: Settings) -> int:
 async def cmd_api(settings: Settings) -> int:
     bootstrap = resolve_bootstrap(settings)
     warehouse = Warehouse(settings.clickhouse_target())
-    server = api_server(settings, warehouse, bootstrap)
+    commands = KafkaCommandPublisher(bootstrap)
+    server = api_server(settings, warehouse, bootstrap, commands)
     task = asyncio.create_task(server.serve(), name="api")
     try:
         return await wait_for_stop([task])
@@ -132,6 +136,7 @@ async def cmd_api(settings: Settings) -> int:
         server.should_exit = True
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, 10)
+        await commands.close()
         warehouse.close()
 
 

@@ -15,6 +15,7 @@ import faust
 import uvicorn
 
 from api.app import create_api
+from api.commands import KafkaCommandPublisher
 from connectors.base import Source, run_source
 from connectors.publisher import KafkaPublisher
 from schemas.settings import Settings
@@ -22,6 +23,7 @@ from schemas.warehouse import Warehouse
 from sitroom.kafka_admin import broker_reachable, cluster_id
 from streams.app import create_app
 from streams.checkpoints import CheckpointStore
+from streams.commands import consume_commands
 from streams.sink import ClickHouseSink
 from streams.transit import FaustProducer, consumer_highwater, register_transit
 from streams.transit_pipeline import TransitPipeline
@@ -76,6 +78,7 @@ class WorkerService:
         self.bootstrap = bootstrap
         self.warehouse = warehouse
         self.app: faust.App | None = None
+        self._commands: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.warehouse.ensure_schema()
@@ -94,6 +97,9 @@ class WorkerService:
         register_transit(app, self.settings, pipeline)
         self.app = app
         await app.start()
+        self._commands = asyncio.create_task(
+            consume_commands(self.bootstrap, pipeline.apply_commands), name="alarm-commands"
+        )
         log.info(
             "worker started",
             extra={
@@ -106,9 +112,16 @@ class WorkerService:
     def crashed(self) -> BaseException | None:
         if self.app is None:
             return None
+        if self._commands is not None and self._commands.done() and not self._commands.cancelled():
+            return self._commands.exception()
         return self.app.crash_reason  # type: ignore[no-any-return]
 
     async def stop(self) -> None:
+        if self._commands is not None:
+            self._commands.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._commands
+            self._commands = None
         if self.app is None:
             return
         app, self.app = self.app, None
@@ -128,11 +141,13 @@ class _ApiServer(uvicorn.Server):
         yield
 
 
-def api_server(settings: Settings, warehouse: Warehouse, bootstrap: str) -> _ApiServer:
+def api_server(
+    settings: Settings, warehouse: Warehouse, bootstrap: str, commands: KafkaCommandPublisher
+) -> _ApiServer:
     async def probe() -> bool:
         return await broker_reachable(bootstrap)
 
-    app = create_api(settings, warehouse, probe)
+    app = create_api(settings, warehouse, probe, commands)
     config = uvicorn.Config(
         app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False
     )

@@ -14,44 +14,36 @@ from typing import Any
 
 import msgspec
 
+from schemas.alarm_rules import RuleBook, load_rules
 from schemas.alarms import Alarm
 from schemas.settings import Settings
 from schemas.transit import VehiclePosition
-from streams.alarm_machine import ThresholdRules, ThresholdState, step
+from streams.alarm_engine import AlarmEngine, Context, EngineState
 from streams.speed import Anchor, FixQuality, SpeedRules, observe
 from streams.windows import WindowClock, Windows
 
 WINDOW_S = 60
+OVERSPEED = "overspeed"
 # An interval longer than this says little about the time spent over the limit.
 MAX_OVER_LIMIT_INTERVAL_S = 60.0
 
 
 @dataclass(frozen=True)
 class TransitRules:
+    book: RuleBook
     speed: SpeedRules = field(default_factory=SpeedRules)
-    overspeed: ThresholdRules = field(default_factory=lambda: ThresholdRules(kind="overspeed"))
-    default_limit_kmh: float = 60.0
-    limits_kmh: dict[str, float] = field(default_factory=dict)
     lateness_s: float = 10.0
 
     @classmethod
-    def from_settings(cls, s: Settings) -> TransitRules:
+    def from_settings(cls, s: Settings, book: RuleBook | None = None) -> TransitRules:
         return cls(
+            book=book or load_rules(s.alarm_rules),
             speed=SpeedRules(max_plausible_kmh=s.max_plausible_speed_kmh),
-            overspeed=ThresholdRules(
-                kind="overspeed",
-                min_duration_s=s.overspeed_min_duration_s,
-                clear_hysteresis=s.overspeed_clear_hysteresis_kmh,
-                clear_duration_s=s.overspeed_clear_duration_s,
-                critical_excess=s.overspeed_critical_excess_kmh,
-            ),
-            default_limit_kmh=s.overspeed_default_limit_kmh,
-            limits_kmh=dict(s.overspeed_limits),
             lateness_s=s.window_allowed_lateness_s,
         )
 
     def limit_for(self, corridor: str) -> float:
-        return self.limits_kmh.get(corridor, self.default_limit_kmh)
+        return self.book.transit.limit_for(corridor)
 
 
 @dataclass
@@ -78,7 +70,6 @@ class CorridorAcc:
 @dataclass
 class VehicleState:
     anchor: Anchor | None = None
-    overspeed: ThresholdState = field(default_factory=ThresholdState)
 
 
 @dataclass
@@ -88,6 +79,7 @@ class PartitionState:
     vehicles: dict[str, VehicleState] = field(default_factory=dict)
     vehicle_windows: Windows[VehicleAcc] = field(default_factory=Windows)
     corridor_windows: Windows[CorridorAcc] = field(default_factory=Windows)
+    alarms: EngineState = field(default_factory=EngineState)
 
     def dumps(self) -> bytes:
         return msgspec.json.encode(self)
@@ -137,6 +129,7 @@ class TransitProcessor:
         self.partition = partition
         self.state = state or PartitionState()
         self.state.clock.lateness_s = rules.lateness_s
+        self.alarms = AlarmEngine(rules.book, self.state.alarms)
 
     def apply(self, pos: VehiclePosition, out: Outputs, ingested_at: datetime) -> None:
         st = self.state
@@ -178,23 +171,16 @@ class TransitProcessor:
 
         speed = obs.speed_kmh
         if speed is not None:
-            context: dict[str, str | float | int | None] = {
+            context: Context = {
                 "corridor": corridor,
                 "route_id": pos.route_id,
                 "trip_id": pos.trip_id,
                 "lat": pos.lat,
                 "lon": pos.lon,
+                "limit_kmh": limit,
             }
             out.alarms.extend(
-                step(
-                    vehicle.overspeed,
-                    self.rules.overspeed,
-                    pos.vehicle_id,
-                    ts,
-                    speed,
-                    limit,
-                    context,
-                )
+                self.alarms.observe(OVERSPEED, pos.vehicle_id, ts, speed, context, base=limit)
             )
 
         if st.clock.is_late(ts):
@@ -246,6 +232,8 @@ class TransitProcessor:
                 )
             )
         clock.closed_before = max(clock.closed_before, limit)
+        if clock.max_ts is not None:
+            out.alarms.extend(self.alarms.sweep(clock.max_ts))
 
     def has_open_windows(self) -> bool:
         return bool(self.state.vehicle_windows.open or self.state.corridor_windows.open)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from typing import Protocol
 import orjson
 
 from schemas import clickhouse_ddl as ddl
-from schemas.alarms import Alarm
+from schemas.alarms import Alarm, AlarmCommand
 from schemas.catalog import ALARMS, DEAD_LETTER
 from schemas.deadletter import DeadLetter, Reason
 from schemas.settings import Settings
@@ -67,19 +68,10 @@ class Producer(Protocol):
 
 def alarm_row(a: Alarm) -> tuple[object, ...]:
     return (
-        a.id,
-        a.kind,
-        a.entity,
-        a.severity.value,
-        a.state.value,
-        a.started_at,
-        a.last_seen,
-        a.cleared_at,
-        a.value,
-        a.threshold,
-        a.version,
-        orjson.dumps(a.context).decode(),
-    )
+        a.id, a.kind, a.entity, a.severity.value, a.state.value, a.started_at, a.last_seen,
+        a.cleared_at, a.value, a.threshold, a.version, orjson.dumps(a.context).decode(),
+        a.domain, a.level, a.reason.value, a.acknowledged_by, a.acknowledged_at, a.cleared_by,
+    )  # fmt: skip
 
 
 class TransitPipeline:
@@ -102,10 +94,11 @@ class TransitPipeline:
         self._processors: dict[tuple[str, int], TransitProcessor] = {}
         self._last_activity: dict[tuple[str, int], float] = {}
         self._lock = asyncio.Lock()
+        self._pending_commands: deque[AlarmCommand] = deque(maxlen=10_000)
         # A batch may hold far more rows than one insert should carry.
         self.sink_chunk = max(1, settings.sink_max_rows)
 
-    async def _processor(self, topic: str, partition: int) -> TransitProcessor:
+    async def _processor(self, topic: str, partition: int, out: Outputs) -> TransitProcessor:
         key = (topic, partition)
         proc = self._processors.get(key)
         if proc is None:
@@ -116,7 +109,28 @@ class TransitPipeline:
                 "partition state restored" if saved else "partition state started empty",
                 extra={"topic": topic, "partition": partition, "offset": proc.state.offset},
             )
+            # Commands that arrived before this partition was loaded.
+            for command in self._pending_commands:
+                out.alarms.extend(proc.alarms.command(command))
         return proc
+
+    async def apply_commands(self, commands: list[AlarmCommand]) -> None:
+        """Acknowledge/clear alarms held open by this worker's partitions."""
+        async with self._lock:
+            out = Outputs()
+            touched: dict[tuple[str, int], TransitProcessor] = {}
+            for command in commands:
+                applied = False
+                for key, proc in self._processors.items():
+                    transitions = proc.alarms.command(command)
+                    if transitions:
+                        out.alarms.extend(transitions)
+                        touched[key] = proc
+                        applied = True
+                if not applied:
+                    self._pending_commands.append(command)
+            if touched:
+                await self._commit(out, touched, [])
 
     def forget(self, partitions: Iterable[tuple[str, int]]) -> None:
         """Drop state of partitions this worker no longer owns (reloaded on reassignment)."""
@@ -132,7 +146,7 @@ class TransitPipeline:
             touched: dict[tuple[str, int], TransitProcessor] = {}
             now = self.clock()
             for msg in messages:
-                proc = await self._processor(msg.topic, msg.partition)
+                proc = await self._processor(msg.topic, msg.partition, out)
                 MESSAGES_CONSUMED.labels(msg.topic).inc()
                 if msg.offset <= proc.state.offset:
                     REPLAYED_SKIPPED.labels(msg.topic).inc()

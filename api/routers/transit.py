@@ -113,7 +113,8 @@ async def overspeed(
     rows = await run_query(
         warehouse,
         f"SELECT id, entity, JSONExtractString(context, 'corridor') AS corridor, severity, state,"
-        f" started_at, last_seen, cleared_at, value, threshold FROM {ddl.ALARMS} FINAL"
+        f" started_at, last_seen, cleared_at, value, JSONExtractFloat(context, 'limit_kmh') AS limit_kmh"
+        f" FROM {ddl.ALARMS} FINAL"
         f" WHERE {where} ORDER BY started_at DESC, id"
         " LIMIT {limit:UInt32} OFFSET {offset:UInt32}",
         params,
@@ -133,7 +134,7 @@ async def overspeed(
                 last_seen=r["last_seen"],
                 cleared_at=utc(r["cleared_at"]),
                 max_speed_kmh=r["value"],
-                limit_kmh=r["threshold"],
+                limit_kmh=r["limit_kmh"],
             )
             for r in rows
         ],

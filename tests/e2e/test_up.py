@@ -166,7 +166,11 @@ def test_schemas_export_writes_json_schema_per_event_type(tmp_path: Path) -> Non
     )
     assert r.returncode == 0, r.stderr
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["sitroom.alarms.schema.json", "transit.vehicle-positions.schema.json"]
+    assert names == [
+        "sitroom.alarm-commands.schema.json",
+        "sitroom.alarms.schema.json",
+        "transit.vehicle-positions.schema.json",
+    ]
     import json
 
     schema = json.loads((tmp_path / "transit.vehicle-positions.schema.json").read_text())

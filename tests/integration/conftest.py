@@ -19,6 +19,7 @@ import pytest
 from pydantic import BaseModel
 
 from api.app import create_api
+from api.commands import KafkaCommandPublisher
 from connectors.base import Source
 from connectors.publisher import KafkaPublisher
 from schemas.catalog import VEHICLE_POSITIONS
@@ -105,11 +106,13 @@ async def api_client(
     async def probe() -> bool:
         return await broker_reachable(bootstrap)
 
-    app = create_api(settings, warehouse, probe)
+    commands = KafkaCommandPublisher(bootstrap)
+    app = create_api(settings, warehouse, probe, commands)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://test"
     ) as c:
         yield c
+    await commands.close()
 
 
 async def eventually(

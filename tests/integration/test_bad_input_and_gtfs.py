@@ -137,3 +137,67 @@ async def test_gtfs_realtime_captures_replay_into_clickhouse_and_the_api(
             )
             assert bad.status_code == 422 and "since" in bad.text
             assert (await api.get("/v1/transit/overspeed", params={"limit": 0})).status_code == 422
+
+
+async def test_acknowledge_and_clear_through_the_api(
+    broker: EmbeddedBroker, clean_warehouse: Warehouse, settings: Settings
+) -> None:
+    wh = clean_warehouse
+    now = datetime.now(UTC)
+    # ~90 km/h on K7 (limit 50) for a minute: one overspeed episode.
+    fixes = [
+        VehiclePosition(
+            vehicle_id="K7-05", corridor="K7", lat=-6.99 + i * 125 / 111_320, lon=110.42,
+            timestamp=now - timedelta(minutes=10) + timedelta(seconds=5 * i),
+        ).model_dump_json().encode()
+        for i in range(13)
+    ]  # fmt: skip
+    async with running_worker(settings, broker.bootstrap, wh):
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+        await producer.start()
+        try:
+            for value in fixes:
+                await producer.send_and_wait(VEHICLE_POSITIONS.name, value, key=b"K7-05")
+        finally:
+            await producer.stop()
+        async with api_client(settings, wh, broker.bootstrap) as api:
+
+            async def raised() -> list:  # type: ignore[type-arg]
+                return (await api.get("/v1/alarms", params={"kind": "overspeed"})).json()["items"]
+
+            alarm = (await eventually(raised, 60, "the overspeed alarm"))[0]
+            aid = alarm["id"]
+            assert alarm["level"] == "far over limit" and alarm["context"]["limit_kmh"] == 50
+            r = await api.post(
+                f"/v1/alarms/{aid}/acknowledge",
+                json={"by": "operator-1", "note": "calling the driver"},
+            )
+            assert r.status_code == 202, r.text
+
+            async def acknowledged() -> bool:
+                a = (await api.get(f"/v1/alarms/{aid}")).json()
+                return a["state"] == "acknowledged" and a["acknowledged_by"] == "operator-1"
+
+            await eventually(acknowledged, 30, "the acknowledgement to be applied")
+            again = await api.post(f"/v1/alarms/{aid}/acknowledge", json={"by": "operator-2"})
+            assert again.status_code == 409
+            assert (await api.post(f"/v1/alarms/{aid}/clear", json={})).status_code == 422
+            assert (
+                await api.post("/v1/alarms/overspeed/nobody/1/clear", json={"by": "x"})
+            ).status_code == 404
+            assert (
+                await api.post(f"/v1/alarms/{aid}/clear", json={"by": "operator-1"})
+            ).status_code == 202
+
+            async def cleared() -> dict:  # type: ignore[type-arg]
+                a = (await api.get(f"/v1/alarms/{aid}")).json()
+                return a if a["state"] == "cleared" else {}
+
+            done = await eventually(cleared, 30, "the manual clear")
+            assert done["cleared_by"] == "operator-1" and done["reason"] == "manual_clear"
+            assert [t["state"] for t in done["transitions"]] == [
+                "raised",
+                "acknowledged",
+                "cleared",
+            ]
+            assert (await api.post(f"/v1/alarms/{aid}/clear", json={"by": "x"})).status_code == 409

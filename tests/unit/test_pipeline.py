@@ -6,6 +6,7 @@ import orjson
 import pytest
 
 from connectors.publisher import encode_batch
+from schemas.alarms import AlarmCommand, CommandAction
 from schemas.catalog import ALARMS, DEAD_LETTER, VEHICLE_POSITIONS
 from schemas.settings import Settings
 from schemas.transit import VehiclePosition
@@ -29,7 +30,7 @@ def position(
 
 
 def speeding_messages(start_offset: int = 0) -> list[Message]:
-    """One bus at ~90 km/h for 60 s, one position per message."""
+    """One bus at ~90 km/h for 60 s on K1 (limit 60), one position per message."""
     msgs = []
     for i in range(13):
         p = position("K1-01", i * 5, lat=-6.99 + i * 125 / 111_320)
@@ -38,7 +39,7 @@ def speeding_messages(start_offset: int = 0) -> list[Message]:
 
 
 def make(sink: MemorySink, cps: MemoryCheckpoints, prod: MemoryProducer) -> TransitPipeline:
-    settings = Settings(_env_file=None, overspeed_default_limit_kmh=60.0)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
     return TransitPipeline(settings, sink, cps, prod, clock=lambda: NOW)
 
 
@@ -127,3 +128,24 @@ async def test_idle_partitions_close_their_windows() -> None:
     await asyncio.sleep(0.02)
     await pipe.close_idle()
     assert len(sink.rows("transit_vehicle_1m")) == 1
+
+
+async def test_commands_reach_the_partition_holding_the_alarm_even_after_a_restart() -> None:
+    sink, cps, prod = MemorySink(), MemoryCheckpoints(), MemoryProducer()
+    msgs = speeding_messages()
+    await make(sink, cps, prod).handle_batch(msgs[:8])
+    raised = orjson.loads(prod.on(ALARMS.name)[0][2])
+    ack = AlarmCommand(alarm_id=raised["id"], action=CommandAction.ACKNOWLEDGE, by="ops", at=NOW)
+    # A restarted worker gets the command before it has loaded the partition's state.
+    restarted = make(sink, cps, prod)
+    await restarted.apply_commands([ack])
+    assert len(prod.on(ALARMS.name)) == 1
+    await restarted.handle_batch(msgs[8:])
+    states = [orjson.loads(r[2])["state"] for r in prod.on(ALARMS.name)]
+    assert states == ["raised", "acknowledged"]
+    row = sink.tables["alarms"][(raised["id"],)]
+    assert row[4] == "acknowledged" and row[15] == "ops"
+    clear = AlarmCommand(alarm_id=raised["id"], action=CommandAction.CLEAR, by="ops", at=NOW)
+    await restarted.apply_commands([clear])
+    assert orjson.loads(prod.on(ALARMS.name)[-1][2])["reason"] == "manual_clear"
+    assert cps.saved[(TOPIC, 0)].offset == 12

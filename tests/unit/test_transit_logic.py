@@ -1,10 +1,13 @@
 from datetime import UTC, datetime, timedelta
 
 from connectors.brt_simulator import BrtSimulator
+from schemas.alarm_rules import load_rules
 from schemas.geo import offset_m
 from schemas.transit import VehiclePosition
 from streams.transit_logic import Outputs, PartitionState, TransitProcessor, TransitRules
 from streams.windows import WindowClock
+
+RULES = TransitRules(book=load_rules())
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -29,7 +32,7 @@ def test_window_clock_closes_by_event_time() -> None:
 
 
 def test_windows_are_assigned_and_closed_by_event_time() -> None:
-    proc = TransitProcessor(TransitRules(), partition=3)
+    proc = TransitProcessor(RULES, partition=3)
     out = Outputs()
     # 36 km/h: 50 m every 5 s, for 3 minutes.
     for i in range(37):
@@ -49,7 +52,7 @@ def test_windows_are_assigned_and_closed_by_event_time() -> None:
 
 
 def test_seconds_over_limit_and_late_events() -> None:
-    proc = TransitProcessor(TransitRules(default_limit_kmh=60.0), partition=0)
+    proc = TransitProcessor(RULES, partition=0)
     out = Outputs()
     for i in range(13):  # 72 km/h: 100 m every 5 s
         proc.apply(pos("b1", i * 5, i * 100.0), out, NOW)
@@ -64,13 +67,13 @@ def test_replay_in_other_batches_and_through_a_checkpoint_gives_the_same_rows() 
     def feed(batches: list[list[VehiclePosition]], checkpoint_every: int | None) -> Outputs:
         out = Outputs()
         state: PartitionState | None = None
-        proc = TransitProcessor(TransitRules(), 0, state)
+        proc = TransitProcessor(RULES, 0, state)
         for n, batch in enumerate(batches):
             for p in batch:
                 proc.apply(p, out, NOW)
             proc.close_windows(out)
             if checkpoint_every and n % checkpoint_every == 0:
-                proc = TransitProcessor(TransitRules(), 0, PartitionState.loads(proc.state.dumps()))
+                proc = TransitProcessor(RULES, 0, PartitionState.loads(proc.state.dumps()))
         proc.close_windows(out, force=True)
         return out
 
@@ -87,7 +90,7 @@ def test_replay_in_other_batches_and_through_a_checkpoint_gives_the_same_rows() 
 
 def test_simulated_speeding_is_found_as_one_episode_per_stretch() -> None:
     sim = BrtSimulator(seed=11, buses_per_corridor=3, realtime=False, start=T0.timestamp())
-    proc = TransitProcessor(TransitRules(), 0)
+    proc = TransitProcessor(RULES, 0)
     out = Outputs()
     for k in range(240):
         for p in sim.tick(T0.timestamp() + 5 * k, 5.0):

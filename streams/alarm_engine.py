@@ -1,0 +1,235 @@
+"""The alarm engine every domain uses: one state machine per dedup key (kind/entity).
+
+A rule (from the TOML rule book) gives a ladder of levels, each with a raise and a clear
+threshold (hysteresis), a minimum duration before raising or escalating, a duration below
+a clear threshold before de-escalating or clearing, a re-notify interval, and a silence
+timeout. Feed samples in event-time order; every transition comes back as an
+:class:`Alarm` record. People acknowledge or clear alarms with commands. The state is
+plain data, checkpointed with the rest of a partition's state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from schemas.alarm_rules import Direction, Rule, RuleBook
+from schemas.alarms import (
+    Alarm,
+    AlarmCommand,
+    AlarmState,
+    CommandAction,
+    Reason,
+    alarm_id,
+    alarm_key,
+)
+
+Context = dict[str, str | float | int | bool | None]
+Thresholds = Sequence[tuple[float, float]]  # (raise, clear) per level, least severe first
+
+
+@dataclass
+class Machine:
+    level: int = 0  # 0: normal; k: the rule's k-th level
+    pending_since: float | None = None
+    below_since: float | None = None
+    started: float = 0.0
+    worst: float = 0.0
+    reported_worst: float = 0.0
+    last_ts: float = 0.0
+    last_notified: float = 0.0
+    version: int = 0
+    acked_by: str | None = None
+    acked_at: float | None = None
+    thresholds: list[tuple[float, float]] = field(default_factory=list)
+    context: Context = field(default_factory=dict)
+
+
+@dataclass
+class EngineState:
+    machines: dict[str, Machine] = field(default_factory=dict)
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=UTC)
+
+
+class AlarmEngine:
+    def __init__(self, book: RuleBook, state: EngineState | None = None) -> None:
+        self.book = book
+        self.state = state if state is not None else EngineState()
+
+    def _thresholds(
+        self, rule: Rule, override: Thresholds | None, base: float
+    ) -> list[tuple[float, float]]:
+        if override is not None:
+            if len(override) != len(rule.levels):
+                raise ValueError(
+                    f"{rule.kind}: {len(rule.levels)} levels, got {len(override)} thresholds"
+                )
+            return [(float(r) + base, float(c) + base) for r, c in override]
+        return [(lv.raise_at + base, lv.clear_at + base) for lv in rule.levels]
+
+    def _emit(self, rule: Rule, entity: str, m: Machine, state: AlarmState, reason: Reason,
+              ts: float, cleared_by: str | None = None) -> Alarm:  # fmt: skip
+        m.version += 1
+        m.last_notified = ts
+        m.reported_worst = m.worst
+        index = max(m.level, 1) - 1
+        started = _dt(m.started)
+        return Alarm(
+            id=alarm_id(rule.kind, entity, started),
+            kind=rule.kind,
+            domain=rule.domain,
+            entity=entity,
+            severity=rule.levels[index].severity,
+            level=rule.levels[index].name if state is not AlarmState.CLEARED else "normal",
+            state=state,
+            reason=reason,
+            started_at=started,
+            last_seen=_dt(m.last_ts),
+            cleared_at=_dt(ts) if state is AlarmState.CLEARED else None,
+            value=round(m.worst, 3),
+            threshold=m.thresholds[index][0] if m.thresholds else rule.levels[index].raise_at,
+            version=m.version,
+            acknowledged_by=m.acked_by,
+            acknowledged_at=_dt(m.acked_at) if m.acked_at is not None else None,
+            cleared_by=cleared_by,
+            context=dict(m.context),
+        )
+
+    @staticmethod
+    def _reset(m: Machine) -> None:
+        m.level, m.pending_since, m.below_since = 0, None, None
+        m.acked_by = m.acked_at = None
+
+    def observe(
+        self,
+        kind: str,
+        entity: str,
+        ts: float,
+        value: float,
+        context: Context | None = None,
+        thresholds: Thresholds | None = None,
+        base: float = 0.0,
+    ) -> list[Alarm]:
+        """Advance the alarm of (kind, entity) with one sample; return its transitions.
+
+        ``thresholds`` replaces the rule's (an entity with its own bands, e.g. a gauge);
+        ``base`` shifts them (a rule written relative to a per-entity limit).
+        """
+        rule = self.book.rule(kind)
+        key = f"{kind}/{entity}"
+        m = self.state.machines.get(key)
+        if m is None:
+            m = self.state.machines[key] = Machine()
+        out: list[Alarm] = []
+        if m.level and rule.max_silence_s and ts - m.last_ts > rule.max_silence_s:
+            out.append(self._emit(rule, entity, m, AlarmState.CLEARED, Reason.SILENCE, m.last_ts))
+            self._reset(m)
+        if ts < m.last_ts:
+            return out
+        m.last_ts = ts
+        sign = 1.0 if rule.direction is Direction.ABOVE else -1.0
+        levels = m.thresholds if m.level else self._thresholds(rule, thresholds, base)
+        up = max((k for k, (r, _) in enumerate(levels, 1) if sign * (value - r) > 0), default=0)
+
+        if up > m.level:
+            m.below_since = None
+            if m.pending_since is None:
+                m.pending_since = ts
+                if not m.level:
+                    m.worst = value
+            m.worst = value if sign * (value - m.worst) > 0 else m.worst
+            if ts - m.pending_since >= rule.min_duration_s:
+                if not m.level:
+                    m.started, m.thresholds, m.version = m.pending_since, list(levels), 0
+                    m.context = dict(context or {})
+                    m.level = up
+                    out.append(self._emit(rule, entity, m, AlarmState.RAISED, Reason.RAISED, ts))
+                else:
+                    m.level = up
+                    out.append(
+                        self._emit(rule, entity, m, AlarmState.UPDATED, Reason.ESCALATED, ts)
+                    )
+                m.pending_since = None
+            return out
+        m.pending_since = None
+        if not m.level:
+            return out
+        m.worst = value if sign * (value - m.worst) > 0 else m.worst
+        hold = max(
+            (k for k in range(1, m.level + 1) if sign * (value - levels[k - 1][1]) >= 0), default=0
+        )
+        if hold < m.level:
+            if m.below_since is None:
+                m.below_since = ts
+            if ts - m.below_since >= rule.clear_duration_s:
+                m.below_since = None
+                if hold == 0:
+                    out.append(
+                        self._emit(rule, entity, m, AlarmState.CLEARED, Reason.RECOVERED, ts)
+                    )
+                    self._reset(m)
+                    return out
+                m.level = hold
+                out.append(self._emit(rule, entity, m, AlarmState.UPDATED, Reason.DEESCALATED, ts))
+                return out
+        else:
+            m.below_since = None
+        if rule.worsen_step and sign * (m.worst - m.reported_worst) >= rule.worsen_step:
+            out.append(self._emit(rule, entity, m, AlarmState.UPDATED, Reason.WORSENED, ts))
+        elif rule.renotify_s and m.acked_by is None and ts - m.last_notified >= rule.renotify_s:
+            out.append(self._emit(rule, entity, m, AlarmState.UPDATED, Reason.RENOTIFY, ts))
+        return out
+
+    def sweep(self, now_ts: float) -> list[Alarm]:
+        """Clear open alarms whose entity has been silent past the rule's limit; forget idle keys."""
+        out: list[Alarm] = []
+        for key in list(self.state.machines):
+            m = self.state.machines[key]
+            kind, entity = key.split("/", 1)
+            rule = self.book.rule(kind)
+            if m.level and rule.max_silence_s and now_ts - m.last_ts > rule.max_silence_s:
+                out.append(
+                    self._emit(rule, entity, m, AlarmState.CLEARED, Reason.SILENCE, m.last_ts)
+                )
+                self._reset(m)
+            if not m.level and m.pending_since is None:
+                del self.state.machines[key]
+        return out
+
+    def command(self, cmd: AlarmCommand) -> list[Alarm]:
+        """Apply a person's acknowledge or clear; a no-op unless this engine holds that alarm open."""
+        key = alarm_key(cmd.alarm_id)
+        m = self.state.machines.get(key)
+        if m is None or not m.level:
+            return []
+        kind, entity = key.split("/", 1)
+        rule = self.book.rule(kind)
+        if alarm_id(kind, entity, _dt(m.started)) != cmd.alarm_id:
+            return []
+        at = cmd.at.timestamp()
+        if cmd.action is CommandAction.ACKNOWLEDGE:
+            if m.acked_by is not None:
+                return []
+            m.acked_by, m.acked_at = cmd.by, at
+            if cmd.note:
+                m.context["ack_note"] = cmd.note
+            return [self._emit(rule, entity, m, AlarmState.ACKNOWLEDGED, Reason.ACKNOWLEDGED, at)]
+        if cmd.note:
+            m.context["clear_note"] = cmd.note
+        alarm = self._emit(
+            rule, entity, m, AlarmState.CLEARED, Reason.MANUAL_CLEAR, at, cleared_by=cmd.by
+        )
+        self._reset(m)
+        return [alarm]
+
+    def open_alarm_ids(self) -> list[str]:
+        out = []
+        for key, m in self.state.machines.items():
+            if m.level:
+                kind, entity = key.split("/", 1)
+                out.append(alarm_id(kind, entity, _dt(m.started)))
+        return out
