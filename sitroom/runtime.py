@@ -26,7 +26,7 @@ from streams.checkpoints import CheckpointStore
 from streams.commands import consume_commands
 from streams.sink import ClickHouseSink
 from streams.transit import FaustProducer, consumer_highwater, register_transit
-from streams.transit_pipeline import TransitPipeline
+from streams.transit_stream import transit_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class WorkerService:
         sink = ClickHouseSink(
             self.warehouse, self.settings.sink_max_rows, self.settings.sink_max_delay_s
         )
-        pipeline = TransitPipeline(
+        pipeline = transit_pipeline(
             self.settings,
             sink,
             CheckpointStore(self.warehouse, cluster, self.settings.app_id),
@@ -125,6 +125,10 @@ class WorkerService:
         if self.app is None:
             return
         app, self.app = self.app, None
+        if app.crash_reason is not None:
+            # The failed batch is never acknowledged, so waiting for the streams to drain
+            # would wait forever; its messages replay after the restart.
+            app.conf.stream_wait_empty = False
         try:
             await asyncio.wait_for(app.stop(), 30)
         except Exception:

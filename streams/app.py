@@ -11,7 +11,7 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
     return faust.App(
         settings.app_id,
         broker=f"kafka://{bootstrap}",
-        # No faust tables: state is checkpointed with the rows it produced (see transit_pipeline).
+        # No faust tables: state is checkpointed with the rows it produced (see streams/pipeline.py).
         store="memory://",
         web_enabled=False,
         topic_disable_leader=True,

@@ -1,4 +1,4 @@
-"""Faust wiring of the transit domain: positions topic → TransitPipeline. Logic lives elsewhere."""
+"""Faust wiring of the transit domain: positions topic → the transit pipeline. Logic lives elsewhere."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from faust.types import TP
 
 from schemas.catalog import VEHICLE_POSITIONS
 from schemas.settings import Settings
-from streams.transit_pipeline import Message, TransitPipeline
+from streams.pipeline import Message, Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def consumer_highwater(app: faust.App) -> Callable[[str, int], int | None]:
     return highwater
 
 
-def register_transit(app: faust.App, settings: Settings, pipeline: TransitPipeline) -> None:
+def register_transit(app: faust.App, settings: Settings, pipeline: Pipeline) -> None:
     topic = app.topic(
         VEHICLE_POSITIONS.name,
         key_serializer="raw",
@@ -70,8 +70,12 @@ def register_transit(app: faust.App, settings: Settings, pipeline: TransitPipeli
                 raise
 
     @app.timer(interval=max(1.0, settings.window_idle_close_s / 3))
-    async def close_idle_windows() -> None:
-        await pipeline.close_idle()
+    async def transit_tick() -> None:
+        try:
+            await pipeline.tick()
+        except Exception as exc:
+            log.exception("transit tick failed; stopping the worker")
+            await app.crash(exc)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:

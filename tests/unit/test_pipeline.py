@@ -10,7 +10,8 @@ from schemas.alarms import AlarmCommand, CommandAction
 from schemas.catalog import ALARMS, DEAD_LETTER, VEHICLE_POSITIONS
 from schemas.settings import Settings
 from schemas.transit import VehiclePosition
-from streams.transit_pipeline import Message, TransitPipeline
+from streams.pipeline import Message, Pipeline
+from streams.transit_stream import transit_pipeline
 from tests.unit.helpers import MemoryCheckpoints, MemoryProducer, MemorySink
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -38,9 +39,9 @@ def speeding_messages(start_offset: int = 0) -> list[Message]:
     return msgs
 
 
-def make(sink: MemorySink, cps: MemoryCheckpoints, prod: MemoryProducer) -> TransitPipeline:
+def make(sink: MemorySink, cps: MemoryCheckpoints, prod: MemoryProducer) -> Pipeline:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    return TransitPipeline(settings, sink, cps, prod, clock=lambda: NOW)
+    return transit_pipeline(settings, sink, cps, prod, clock=lambda: NOW)
 
 
 async def test_rows_are_flushed_and_checkpointed_before_the_batch_returns() -> None:
@@ -120,13 +121,13 @@ async def test_poison_is_dead_lettered_and_the_rest_processed() -> None:
 async def test_idle_partitions_close_their_windows() -> None:
     sink, cps, prod = MemorySink(), MemoryCheckpoints(), MemoryProducer()
     settings = Settings(_env_file=None, window_idle_close_s=0.01)  # type: ignore[call-arg]
-    pipe = TransitPipeline(settings, sink, cps, prod, clock=lambda: NOW)
+    pipe = transit_pipeline(settings, sink, cps, prod, clock=lambda: NOW)
     await pipe.handle_batch(speeding_messages()[:3])
     assert sink.rows("transit_vehicle_1m") == []
     import asyncio
 
     await asyncio.sleep(0.02)
-    await pipe.close_idle()
+    await pipe.tick()
     assert len(sink.rows("transit_vehicle_1m")) == 1
 
 

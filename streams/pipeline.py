@@ -1,0 +1,321 @@
+"""The job between Kafka and ClickHouse that every domain shares, without faust.
+
+A domain supplies processors (one per unit of state, usually a Kafka partition) that turn
+messages into rows, alarm transitions and rejections. ``handle_batch`` returns only when
+everything the batch caused is durable (dead letters and alarm transitions acknowledged
+by the broker, rows in ClickHouse, state checkpointed); the caller acknowledges the
+batch's offsets after that. A crash anywhere replays the batch, and the replay is
+harmless: rows are keyed, alarm ids deterministic, and messages already in the restored
+checkpoint are skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import orjson
+
+from schemas import clickhouse_ddl as ddl
+from schemas.alarms import Alarm, AlarmCommand
+from schemas.catalog import ALARMS, DEAD_LETTER
+from schemas.deadletter import DeadLetter
+from schemas.settings import Settings
+from streams.alarm_engine import AlarmEngine
+from streams.checkpoints import Checkpoint, Checkpoints
+from streams.metrics import (
+    ALARM_TRANSITIONS,
+    BATCH_SECONDS,
+    CONSUMER_LAG,
+    DEAD_LETTERED,
+    EVENTS_CONSUMED,
+    EVENTS_PRODUCED,
+    MESSAGES_CONSUMED,
+    REPLAYED_SKIPPED,
+)
+from streams.sink import BaseSink
+from streams.validation import Rejection
+
+log = logging.getLogger(__name__)
+
+StateKey = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Message:
+    """What the pipeline needs of a Kafka record."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass
+class Emitted:
+    """Rows and alarm transitions produced while handling one batch."""
+
+    tables: dict[str, tuple[Sequence[str], list[Sequence[Any]]]] = field(default_factory=dict)
+    alarms: list[Alarm] = field(default_factory=list)
+
+    def add(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.tables.setdefault(table, (columns, []))[1].extend(rows)
+
+
+class Processor(Protocol):
+    alarms: AlarmEngine
+
+    def offset(self, topic: str) -> int:
+        """The last offset of ``topic`` whose effects are in this processor's state."""
+        ...
+
+    def handle(self, msg: Message, now: datetime, out: Emitted) -> tuple[int, list[Rejection]]:
+        """Apply one message (and record its offset); return (events seen, rejections)."""
+        ...
+
+    def tick(self, now: datetime, idle_for_s: float, out: Emitted) -> bool:
+        """Periodic work (closing idle windows, silence checks); True if state changed."""
+        ...
+
+    def dumps(self) -> bytes: ...
+
+
+class Producer(Protocol):
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> Awaitable[object]:
+        """Enqueue a record; the returned awaitable completes when the broker has it."""
+        ...
+
+
+ProcessorFactory = Callable[[StateKey, bytes | None], Processor]
+
+
+def alarm_row(a: Alarm) -> tuple[object, ...]:
+    return (
+        a.id, a.kind, a.entity, a.severity.value, a.state.value, a.started_at, a.last_seen,
+        a.cleared_at, a.value, a.threshold, a.version, orjson.dumps(a.context).decode(),
+        a.domain, a.level, a.reason.value, a.acknowledged_by, a.acknowledged_at, a.cleared_by,
+    )  # fmt: skip
+
+
+def by_partition(msg: Message) -> StateKey:
+    return (msg.topic, msg.partition)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        sink: BaseSink,
+        checkpoints: Checkpoints,
+        producer: Producer,
+        factory: ProcessorFactory,
+        state_key: Callable[[Message], StateKey] = by_partition,
+        highwater: Callable[[str, int], int | None] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.sink = sink
+        self.checkpoints = checkpoints
+        self.producer = producer
+        self.factory = factory
+        self.state_key = state_key
+        self.highwater = highwater
+        self.clock = clock
+        self._processors: dict[StateKey, Processor] = {}
+        self._last_activity: dict[StateKey, float] = {}
+        self._lock = asyncio.Lock()
+        self._failed: BaseException | None = None
+        self._pending_commands: deque[AlarmCommand] = deque(maxlen=10_000)
+        # A batch may hold far more rows than one insert should carry.
+        self.sink_chunk = max(1, settings.sink_max_rows)
+
+    async def _processor(self, key: StateKey, out: Emitted) -> Processor:
+        proc = self._processors.get(key)
+        if proc is None:
+            saved = await self.checkpoints.load(*key)
+            proc = self._processors[key] = self.factory(key, saved.state if saved else None)
+            log.info(
+                "state restored" if saved else "state started empty",
+                extra={
+                    "pipeline": self.name,
+                    "state": f"{key[0]}/{key[1]}",
+                    "offset": saved.offset if saved else -1,
+                },
+            )
+            self._last_activity.setdefault(key, time.monotonic())
+            # Commands that arrived before this state was loaded.
+            for command in self._pending_commands:
+                out.alarms.extend(proc.alarms.command(command))
+        return proc
+
+    def forget(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Drop state this worker no longer owns (reloaded from its checkpoint on reassignment)."""
+        for key in partitions:
+            self._processors.pop(key, None)
+            self._last_activity.pop(key, None)
+
+    async def handle_batch(self, messages: list[Message]) -> None:
+        async with self._lock:
+            self._check_healthy()
+            started = time.perf_counter()
+            out = Emitted()
+            pending: list[Awaitable[object]] = []
+            touched: dict[StateKey, Processor] = {}
+            now = self.clock()
+            for msg in messages:
+                key = self.state_key(msg)
+                proc = await self._processor(key, out)
+                MESSAGES_CONSUMED.labels(msg.topic).inc()
+                if msg.offset <= proc.offset(msg.topic):
+                    REPLAYED_SKIPPED.labels(msg.topic).inc()
+                    continue
+                events, rejections = proc.handle(msg, now, out)
+                EVENTS_CONSUMED.labels(msg.topic).inc(events)
+                for rej in rejections:
+                    pending.append(await self._dead_letter(msg, rej))
+                touched[key] = proc
+                self._last_activity[key] = time.monotonic()
+            for proc in touched.values():
+                proc.tick(now, 0.0, out)
+            await self._commit(out, touched, pending)
+            self._update_lag(messages)
+            BATCH_SECONDS.labels(messages[0].topic if messages else "?").observe(
+                time.perf_counter() - started
+            )
+
+    async def tick(self) -> None:
+        """Periodic work of every processor: without it the last windows of a finished
+        replay, or the silence of a source that stopped, would wait for an event that
+        never comes."""
+        async with self._lock:
+            self._check_healthy()
+            out = Emitted()
+            touched: dict[StateKey, Processor] = {}
+            now = self.clock()
+            for key, proc in self._processors.items():
+                if proc.tick(
+                    now, time.monotonic() - self._last_activity.get(key, time.monotonic()), out
+                ):
+                    touched[key] = proc
+            if touched or out.alarms:
+                await self._commit(out, touched, [])
+
+    async def apply_commands(self, commands: list[AlarmCommand]) -> None:
+        """Acknowledge/clear alarms held open by this worker's processors."""
+        async with self._lock:
+            self._check_healthy()
+            out = Emitted()
+            touched: dict[StateKey, Processor] = {}
+            for command in commands:
+                applied = False
+                for key, proc in self._processors.items():
+                    transitions = proc.alarms.command(command)
+                    if transitions:
+                        out.alarms.extend(transitions)
+                        touched[key] = proc
+                        applied = True
+                if not applied:
+                    self._pending_commands.append(command)
+            if touched:
+                await self._commit(out, touched, [])
+
+    def _check_healthy(self) -> None:
+        if self._failed is not None:
+            raise RuntimeError(
+                f"{self.name} pipeline stopped after an earlier failure"
+            ) from self._failed
+
+    async def _dead_letter(self, msg: Message, rej: Rejection) -> Awaitable[object]:
+        letter = DeadLetter(
+            reason=rej.reason,
+            detail=rej.detail,
+            source_topic=msg.topic,
+            source_partition=msg.partition,
+            source_offset=msg.offset,
+            item_index=rej.index,
+        )
+        DEAD_LETTERED.labels(msg.topic, rej.reason.value).inc()
+        log.warning(
+            "event dead-lettered",
+            extra={
+                "reason": rej.reason.value,
+                "detail": rej.detail[:300],
+                "topic": msg.topic,
+                "partition": msg.partition,
+                "offset": msg.offset,
+                "item_index": rej.index,
+            },
+        )
+        return await self.producer.send(DEAD_LETTER.name, msg.key, rej.raw, letter.headers())
+
+    async def _commit(
+        self, out: Emitted, touched: dict[StateKey, Processor], pending: list[Awaitable[object]]
+    ) -> None:
+        try:
+            await self._commit_unchecked(out, touched, pending)
+        except BaseException as exc:
+            # State in memory is now ahead of what is stored: only a restart from the
+            # checkpoint is safe, so refuse all further work.
+            self._failed = exc
+            raise
+
+    async def _commit_unchecked(
+        self, out: Emitted, touched: dict[StateKey, Processor], pending: list[Awaitable[object]]
+    ) -> None:
+        dead_letters = len(pending)
+        for alarm in out.alarms:
+            ALARM_TRANSITIONS.labels(alarm.kind, alarm.state.value).inc()
+            pending.append(
+                await self.producer.send(
+                    ALARMS.name, alarm.id.encode(), alarm.model_dump_json().encode(), []
+                )
+            )
+            log.info(
+                "alarm %s", alarm.state.value,
+                extra={"alarm_id": alarm.id, "kind": alarm.kind, "entity": alarm.entity,
+                       "severity": alarm.severity.value, "level": alarm.level,
+                       "reason": alarm.reason.value, "value": alarm.value},
+            )  # fmt: skip
+        if pending:
+            await asyncio.gather(*pending)
+            EVENTS_PRODUCED.labels(ALARMS.name).inc(len(out.alarms))
+            EVENTS_PRODUCED.labels(DEAD_LETTER.name).inc(dead_letters)
+        alarm_rows = [alarm_row(a) for a in out.alarms]
+        out.add(ddl.ALARMS, ddl.ALARM_COLUMNS, alarm_rows)
+        out.add(ddl.ALARM_TRANSITIONS, ddl.ALARM_COLUMNS, alarm_rows)
+        for table, (columns, rows) in out.tables.items():
+            for i in range(0, len(rows), self.sink_chunk):
+                self.sink.add(table, columns, rows[i : i + self.sink_chunk])
+                if self.sink.due():
+                    await self.sink.flush()
+        await self.sink.flush()
+        if touched:
+            await self.checkpoints.save(
+                [
+                    Checkpoint(key[0], key[1], proc.offset(key[0]), proc.dumps())
+                    for key, proc in touched.items()
+                ]
+            )
+
+    def _update_lag(self, messages: list[Message]) -> None:
+        if self.highwater is None:
+            return
+        last: dict[tuple[str, int], int] = {}
+        for m in messages:
+            last[(m.topic, m.partition)] = max(m.offset, last.get((m.topic, m.partition), -1))
+        for (topic, partition), offset in last.items():
+            hw = self.highwater(topic, partition)
+            if hw is not None:
+                CONSUMER_LAG.labels(topic, str(partition)).set(max(0, hw - offset - 1))
