@@ -71,11 +71,21 @@ class TransitConfig(BaseModel):
         return self.limits_kmh.get(corridor, self.default_limit_kmh)
 
 
+class FloodConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rise_window_min: float = Field(15.0, gt=0, description="rate of rise is measured over this")
+    report_window_h: float = Field(6.0, gt=0, description="citizen reports count this long")
+    # Depth (cm) of a citizen report that puts its kecamatan at Waspada, Siaga, Awas.
+    report_bands_cm: tuple[float, float, float] = (10.0, 30.0, 70.0)
+
+
 class RuleBook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rules: list[Rule] = Field(alias="rule")
     transit: TransitConfig = Field(default_factory=TransitConfig)
+    flood: FloodConfig = Field(default_factory=FloodConfig)
 
     @model_validator(mode="after")
     def _unique(self) -> RuleBook:

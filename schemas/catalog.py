@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from schemas.alarms import Alarm, AlarmCommand
+from schemas.flood import FloodReport, GaugeReading
 from schemas.transit import VehiclePosition
 
 DAY_MS = 24 * 3600 * 1000
@@ -34,6 +35,24 @@ VEHICLE_POSITIONS = TopicSpec(
     department="Dinas Perhubungan / BLU Trans Semarang",
     schema=VehiclePosition,
     description="GPS fixes of buses: one position or a JSON array of positions per message",
+)
+GAUGE_READINGS = TopicSpec(
+    name="flood.gauge-readings",
+    key="station_id",
+    partitions=1,
+    retention_ms=30 * DAY_MS,
+    department="Dinas Pekerjaan Umum (Sumber Daya Air) / BPBD",
+    schema=GaugeReading,
+    description="water-level and rain gauge readings, bridged from MQTT semarang/flood/<station>/<kind>",
+)
+FLOOD_REPORTS = TopicSpec(
+    name="flood.citizen-reports",
+    key="report_id",
+    partitions=1,
+    retention_ms=90 * DAY_MS,
+    department="BPBD / Lapor Hendi",
+    schema=FloodReport,
+    description="citizens' flood reports (point, depth, time) from the API and other apps",
 )
 ALARMS = TopicSpec(
     name="sitroom.alarms",
@@ -63,7 +82,14 @@ DEAD_LETTER = TopicSpec(
     description="rejected events: original bytes, reason and source in the headers",
 )
 
-CATALOG: tuple[TopicSpec, ...] = (VEHICLE_POSITIONS, ALARMS, ALARM_COMMANDS, DEAD_LETTER)
+CATALOG: tuple[TopicSpec, ...] = (
+    VEHICLE_POSITIONS,
+    GAUGE_READINGS,
+    FLOOD_REPORTS,
+    ALARMS,
+    ALARM_COMMANDS,
+    DEAD_LETTER,
+)
 
 
 def by_name(name: str) -> TopicSpec:

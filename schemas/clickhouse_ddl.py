@@ -11,6 +11,33 @@ CORRIDOR_1M = "transit_corridor_1m"
 ALARMS = "alarms"
 ALARM_TRANSITIONS = "alarm_transitions"
 CHECKPOINTS = "stream_checkpoints"
+GAUGE_READINGS = "flood_gauge_readings"
+FLOOD_REPORTS = "flood_reports"
+FLOOD_STATUS = "flood_kecamatan_status"
+
+GAUGE_COLUMNS = ("station_id", "kind", "ts", "value", "river", "kecamatan", "source", "ingested_at")
+REPORT_COLUMNS = (
+    "report_id",
+    "ts",
+    "lat",
+    "lon",
+    "depth_cm",
+    "kecamatan",
+    "note",
+    "source",
+    "ingested_at",
+)
+STATUS_COLUMNS = (
+    "kecamatan",
+    "updated_at",
+    "status",
+    "level_index",
+    "gauge_status",
+    "report_status",
+    "reports",
+    "max_report_depth_cm",
+    "stations",
+)
 
 POSITION_COLUMNS = (
     "vehicle_id",
@@ -95,6 +122,49 @@ _ALARM_FIELDS = """
 """
 
 DDL: tuple[str, ...] = (
+    f"""
+    CREATE TABLE IF NOT EXISTS {GAUGE_READINGS} (
+        station_id LowCardinality(String),
+        kind LowCardinality(String),
+        ts DateTime64(3, 'UTC'),
+        value Float32,
+        river LowCardinality(String),
+        kecamatan LowCardinality(String),
+        source LowCardinality(String),
+        ingested_at DateTime64(3, 'UTC')
+    ) ENGINE = ReplacingMergeTree
+    PARTITION BY toYYYYMM(ts)
+    ORDER BY (station_id, kind, ts)
+    """,
+    f"""
+    CREATE TABLE IF NOT EXISTS {FLOOD_REPORTS} (
+        report_id String,
+        ts DateTime64(3, 'UTC'),
+        lat Float64,
+        lon Float64,
+        depth_cm Float32,
+        kecamatan LowCardinality(String),
+        note Nullable(String),
+        source LowCardinality(String),
+        ingested_at DateTime64(3, 'UTC')
+    ) ENGINE = ReplacingMergeTree
+    PARTITION BY toYYYYMM(ts)
+    ORDER BY report_id
+    """,
+    f"""
+    CREATE TABLE IF NOT EXISTS {FLOOD_STATUS} (
+        kecamatan LowCardinality(String),
+        updated_at DateTime64(3, 'UTC'),
+        status LowCardinality(String) COMMENT 'normal, waspada, siaga, awas',
+        level_index UInt8,
+        gauge_status LowCardinality(String),
+        report_status LowCardinality(String),
+        reports UInt32 COMMENT 'citizen reports in the report window',
+        max_report_depth_cm Float32,
+        stations Array(String) COMMENT 'gauges at waspada or worse'
+    ) ENGINE = ReplacingMergeTree(updated_at)
+    ORDER BY kecamatan
+    """,
     f"""
     CREATE TABLE IF NOT EXISTS {POSITIONS} (
         vehicle_id String,

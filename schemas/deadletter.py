@@ -12,6 +12,8 @@ class Reason(StrEnum):
     SCHEMA = "schema_violation"
     OUTSIDE_SERVICE_AREA = "outside_service_area"
     FUTURE_TIMESTAMP = "future_timestamp"
+    UNKNOWN_ENTITY = "unknown_entity"
+    IMPOSSIBLE_VALUE = "impossible_value"
 
 
 class DeadLetter(BaseModel):

@@ -18,14 +18,22 @@ from api.app import create_api
 from api.commands import KafkaCommandPublisher
 from connectors.base import Source, run_source
 from connectors.publisher import KafkaPublisher
+from schemas.alarm_rules import load_rules
+from schemas.alarms import AlarmCommand
+from schemas.catalog import FLOOD_REPORTS, GAUGE_READINGS, VEHICLE_POSITIONS
+from schemas.flood import load_stations
 from schemas.settings import Settings
+from schemas.spatial import gazetteer
 from schemas.warehouse import Warehouse
 from sitroom.kafka_admin import broker_reachable, cluster_id
+from streams.agents import FaustProducer, consumer_highwater, register_pipeline
 from streams.app import create_app
 from streams.checkpoints import CheckpointStore
 from streams.commands import consume_commands
+from streams.flood_stream import flood_pipeline
+from streams.pipeline import Pipeline
 from streams.sink import ClickHouseSink
-from streams.transit import FaustProducer, consumer_highwater, register_transit
+from streams.transit_logic import TransitRules
 from streams.transit_stream import transit_pipeline
 
 log = logging.getLogger(__name__)
@@ -79,26 +87,43 @@ class WorkerService:
         self.warehouse = warehouse
         self.app: faust.App | None = None
         self._commands: asyncio.Task[None] | None = None
+        self.pipelines: list[Pipeline] = []
 
     async def start(self) -> None:
         await self.warehouse.ensure_schema()
         cluster = await cluster_id(self.bootstrap)
         app = create_app(self.settings, self.bootstrap)
-        sink = ClickHouseSink(
-            self.warehouse, self.settings.sink_max_rows, self.settings.sink_max_delay_s
-        )
-        pipeline = transit_pipeline(
+        book = load_rules(self.settings.alarm_rules)
+        producer, highwater = FaustProducer(app), consumer_highwater(app)
+
+        def sink() -> ClickHouseSink:
+            return ClickHouseSink(
+                self.warehouse, self.settings.sink_max_rows, self.settings.sink_max_delay_s
+            )
+
+        checkpoints = CheckpointStore(self.warehouse, cluster, self.settings.app_id)
+        transit = transit_pipeline(
+            self.settings, sink(), checkpoints, producer, highwater,
+            rules=TransitRules.from_settings(self.settings, book),
+        )  # fmt: skip
+        flood = flood_pipeline(
             self.settings,
-            sink,
-            CheckpointStore(self.warehouse, cluster, self.settings.app_id),
-            FaustProducer(app),
-            consumer_highwater(app),
+            book,
+            load_stations(),
+            gazetteer(),
+            sink(),
+            checkpoints,
+            producer,
+            highwater,
         )
-        register_transit(app, self.settings, pipeline)
+        tick_s = max(1.0, self.settings.window_idle_close_s / 3)
+        register_pipeline(app, self.settings, transit, [VEHICLE_POSITIONS], tick_s)
+        register_pipeline(app, self.settings, flood, [GAUGE_READINGS, FLOOD_REPORTS], tick_s)
+        self.pipelines = [transit, flood]
         self.app = app
         await app.start()
         self._commands = asyncio.create_task(
-            consume_commands(self.bootstrap, pipeline.apply_commands), name="alarm-commands"
+            consume_commands(self.bootstrap, self._apply_commands), name="alarm-commands"
         )
         log.info(
             "worker started",
@@ -108,6 +133,10 @@ class WorkerService:
                 "cluster_id": cluster,
             },
         )
+
+    async def _apply_commands(self, commands: list[AlarmCommand]) -> None:
+        for pipeline in self.pipelines:
+            await pipeline.apply_commands(commands)
 
     def crashed(self) -> BaseException | None:
         if self.app is None:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import msgspec
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from schemas.deadletter import Reason
 from schemas.settings import BoundingBox
 from schemas.transit import VehiclePosition
 
 _raw_items = msgspec.json.Decoder(list[msgspec.Raw])
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,8 @@ def _schema_detail(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def decode_positions(value: bytes | None) -> tuple[list[VehiclePosition], list[Rejection]]:
-    """A message holds one position object or a JSON array of them."""
+def decode_many(value: bytes | None, model: type[M]) -> tuple[list[M], list[Rejection]]:
+    """A message holds one JSON object or an array of them; each item is judged alone."""
     if not value:
         return [], [Rejection(Reason.INVALID_JSON, "empty message", value or b"")]
     head = value.lstrip()[:1]
@@ -44,16 +46,27 @@ def decode_positions(value: bytes | None) -> tuple[list[VehiclePosition], list[R
         indexed: list[tuple[int | None, bytes]] = list(enumerate(items))
     else:
         indexed = [(None, value)]
-    good: list[VehiclePosition] = []
+    good: list[M] = []
     bad: list[Rejection] = []
     for index, raw in indexed:
         try:
-            good.append(VehiclePosition.model_validate_json(raw))
+            good.append(model.model_validate_json(raw))
         except ValidationError as exc:
             json_broken = any(e["type"] == "json_invalid" for e in exc.errors())
             reason = Reason.INVALID_JSON if json_broken else Reason.SCHEMA
             bad.append(Rejection(reason, _schema_detail(exc), raw, index))
     return good, bad
+
+
+def decode_positions(value: bytes | None) -> tuple[list[VehiclePosition], list[Rejection]]:
+    return decode_many(value, VehiclePosition)
+
+
+def future_problem(ts: datetime, now: datetime, max_future_s: float) -> tuple[Reason, str] | None:
+    ahead = (ts - now.astimezone(UTC)).total_seconds()
+    if ahead > max_future_s:
+        return Reason.FUTURE_TIMESTAMP, f"timestamp {ts.isoformat()} is {ahead:.0f}s ahead"
+    return None
 
 
 def check_position(

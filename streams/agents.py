@@ -1,15 +1,15 @@
-"""Faust wiring of the transit domain: positions topic → the transit pipeline. Logic lives elsewhere."""
+"""Faust wiring: a domain pipeline's topics → its agent, plus its timer. No logic here."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
 from faust.types import TP
 
-from schemas.catalog import VEHICLE_POSITIONS
+from schemas.catalog import TopicSpec
 from schemas.settings import Settings
 from streams.pipeline import Message, Pipeline
 
@@ -38,16 +38,20 @@ def consumer_highwater(app: faust.App) -> Callable[[str, int], int | None]:
     return highwater
 
 
-def register_transit(app: faust.App, settings: Settings, pipeline: Pipeline) -> None:
+def register_pipeline(
+    app: faust.App,
+    settings: Settings,
+    pipeline: Pipeline,
+    specs: Sequence[TopicSpec],
+    tick_interval_s: float,
+) -> None:
     topic = app.topic(
-        VEHICLE_POSITIONS.name,
+        *(s.name for s in specs),
         key_serializer="raw",
         value_serializer="raw",
-        partitions=VEHICLE_POSITIONS.partitions,
     )
 
-    @app.agent(topic, name="transit-positions")
-    async def positions(stream: Any) -> None:
+    async def consume(stream: Any) -> None:
         # take_events acknowledges a batch only after this body returns, i.e. after
         # handle_batch has stored its rows and checkpoint.
         async for events in stream.take_events(
@@ -64,19 +68,24 @@ def register_transit(app: faust.App, settings: Settings, pipeline: Pipeline) -> 
                 # state that never saw them; crash the worker so a restart replays from the
                 # committed offsets and the last checkpoint.
                 log.exception(
-                    "transit batch failed; stopping the worker", extra={"messages": len(batch)}
+                    "batch failed; stopping the worker",
+                    extra={"pipeline": pipeline.name, "messages": len(batch)},
                 )
                 await app.crash(exc)
                 raise
 
-    @app.timer(interval=max(1.0, settings.window_idle_close_s / 3))
-    async def transit_tick() -> None:
+    app.agent(topic, name=f"{pipeline.name}-agent")(consume)
+
+    async def tick() -> None:
         try:
             await pipeline.tick()
         except Exception as exc:
-            log.exception("transit tick failed; stopping the worker")
+            log.exception("tick failed; stopping the worker", extra={"pipeline": pipeline.name})
             await app.crash(exc)
 
-    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    app.timer(interval=tick_interval_s, name=f"{pipeline.name}-tick")(tick)
+
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         pipeline.forget((tp.topic, tp.partition) for tp in revoked)
+
+    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]

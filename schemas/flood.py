@@ -1,0 +1,97 @@
+"""Flood: gauge readings (water level, rain), citizen flood reports, and the station registry.
+
+Readings arrive over MQTT (``semarang/flood/<station_id>/<kind>``, JSON payload with
+``value`` and ``timestamp``); the bridge adds station and kind from the topic.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import UTC, datetime
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+STATIONS_FILE = Path(__file__).with_name("flood_stations.toml")
+
+
+class GaugeKind(StrEnum):
+    LEVEL = "level"  # water level, cm above the gauge's zero
+    RAIN = "rain"  # rainfall since the previous reading, mm
+
+
+class GaugeReading(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    station_id: str = Field(min_length=1, max_length=64)
+    kind: GaugeKind
+    value: float = Field(description="cm for level, mm for rain")
+    timestamp: AwareDatetime
+    source: str = Field("unknown", max_length=64)
+
+    @field_validator("timestamp")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+
+class FloodReport(BaseModel):
+    """A citizen's report of standing water (laporan banjir)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    report_id: str = Field(min_length=1, max_length=64)
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    depth_cm: float = Field(ge=0, le=500, description="water depth where the citizen stands")
+    timestamp: AwareDatetime
+    note: str | None = Field(None, max_length=1000)
+    source: str = Field("unknown", max_length=64)
+
+    @field_validator("timestamp")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+
+class Station(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    name: str
+    river: str
+    kind: GaugeKind
+    lat: float
+    lon: float
+    min_value: float = Field(description="below this a reading is impossible")
+    max_value: float = Field(description="above this a reading is impossible")
+    # Level bands (cm): Waspada, Siaga, Awas; each clears `hysteresis_cm` lower.
+    waspada: float | None = None
+    siaga: float | None = None
+    awas: float | None = None
+    hysteresis_cm: float = 10.0
+
+    def bands(self) -> list[tuple[float, float]] | None:
+        if self.waspada is None or self.siaga is None or self.awas is None:
+            return None
+        return [(b, b - self.hysteresis_cm) for b in (self.waspada, self.siaga, self.awas)]
+
+
+class StationRegistry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = ""
+    stations: list[Station] = Field(alias="station")
+
+    def get(self, station_id: str) -> Station | None:
+        return self.by_id().get(station_id)
+
+    def by_id(self) -> dict[str, Station]:
+        return {s.id: s for s in self.stations}
+
+
+@lru_cache(maxsize=4)
+def load_stations(path: Path = STATIONS_FILE) -> StationRegistry:
+    return StationRegistry.model_validate(tomllib.loads(path.read_text()))
