@@ -7,9 +7,9 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from api.commands import KafkaEventPublisher
 from api.metrics import observe_requests
-from api.routers import alarms, health, transit
-from schemas.alarms import AlarmCommand
+from api.routers import alarms, flood, health, layers, transit
 from schemas.settings import Settings
 from schemas.warehouse import Warehouse
 
@@ -18,7 +18,7 @@ def create_api(
     settings: Settings,
     warehouse: Warehouse,
     broker_probe: Callable[[], Awaitable[bool]],
-    publish_command: Callable[[AlarmCommand], Awaitable[None]],
+    publisher: KafkaEventPublisher,
 ) -> FastAPI:
     app = FastAPI(
         title="sitroom",
@@ -28,11 +28,14 @@ def create_api(
     app.state.settings = settings
     app.state.warehouse = warehouse
     app.state.broker_probe = broker_probe
-    app.state.publish_command = publish_command
+    app.state.publish_command = publisher
+    app.state.publisher = publisher
     app.middleware("http")(observe_requests)
     app.include_router(health.router)
     app.include_router(transit.router)
     app.include_router(alarms.router)
+    app.include_router(flood.router)
+    app.include_router(layers.router)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

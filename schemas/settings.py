@@ -94,7 +94,14 @@ class Settings(BaseSettings):
     sink_max_rows: int = Field(20000, ge=1)
     sink_max_delay_s: float = Field(1.0, gt=0)
 
-    # Simulator.
+    # MQTT broker of the sensor networks (flood gauges).
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    # Topics are <prefix>/flood/<station_id>/<kind>.
+    mqtt_prefix: str = Field("semarang", min_length=1, pattern=r"^[^#+]+$")
+
+    # Simulators.
+    flood_sim_interval_s: float = Field(10.0, gt=0)
+    flood_sim_rise_cm_per_min: float = Field(20.0, gt=0)
     sim_seed: int = 7
     sim_buses_per_corridor: int = Field(4, ge=1)
     sim_interval_s: float = Field(5.0, gt=0)

@@ -13,10 +13,11 @@ from pathlib import Path
 from prometheus_client import start_http_server
 from pydantic import ValidationError
 
-from api.commands import KafkaCommandPublisher
+from api.commands import KafkaEventPublisher
 from connectors.base import Source
 from connectors.brt_simulator import BrtSimulator
 from connectors.gtfs_rt import GtfsRtSource
+from connectors.mqtt_bridge import MqttBridge, flood_route
 from schemas.export import export_json_schemas
 from schemas.settings import Settings
 from schemas.warehouse import Warehouse, redact
@@ -30,8 +31,10 @@ from sitroom.runtime import (
     api_server,
     bound_port,
     data_dir_lock,
+    keep_running,
     resolve_bootstrap,
     run_connector,
+    run_flood_simulator,
     wait_for_stop,
 )
 
@@ -61,7 +64,7 @@ async def cmd_up(settings: Settings) -> int:
             bootstrap = str(settings.kafka_bootstrap)
         warehouse = Warehouse(settings.clickhouse_target())
         worker = WorkerService(settings, bootstrap, warehouse)
-        commands = KafkaCommandPublisher(bootstrap)
+        commands = KafkaEventPublisher(bootstrap)
         server = api_server(settings, warehouse, bootstrap, commands)
         tasks: list[asyncio.Task[object]] = []
         try:
@@ -81,6 +84,16 @@ async def cmd_up(settings: Settings) -> int:
                 interval_s=settings.sim_interval_s,
             )
             tasks.append(asyncio.create_task(run_connector(simulator, bootstrap), name="simulator"))
+            bridge = MqttBridge(settings.mqtt_url, flood_route(settings.mqtt_prefix))
+            tasks.append(asyncio.create_task(run_connector(bridge, bootstrap), name="mqtt-bridge"))
+            tasks.append(
+                asyncio.create_task(
+                    keep_running(
+                        "flood-simulator", lambda: run_flood_simulator(settings, bootstrap)
+                    ),
+                    name="flood-simulator",
+                )
+            )
             base = f"http://{settings.api_host}:{bound_port(server)}"
             print(
                 f"\nsitroom is up\n"
@@ -89,7 +102,9 @@ async def cmd_up(settings: Settings) -> int:
                 f"  metrics      {base}/metrics\n"
                 f"  Kafka        {bootstrap}{' (embedded tansu)' if broker else ''}\n"
                 f"  ClickHouse   {redact(settings.clickhouse_target())}\n"
-                f"  simulator    {len(simulator.buses)} Trans Semarang buses\n"
+                f"  flood        {base}/v1/flood/status   {base}/v1/flood/cap (CAP 1.2)\n"
+                f"  simulators   {len(simulator.buses)} Trans Semarang buses; flood gauges over MQTT"
+                f" {settings.mqtt_url}\n"
                 "Ctrl-C stops everything.\n",
                 flush=True,
             )
@@ -127,7 +142,7 @@ async def cmd_worker(settings: Settings) -> int:
 async def cmd_api(settings: Settings) -> int:
     bootstrap = resolve_bootstrap(settings)
     warehouse = Warehouse(settings.clickhouse_target())
-    commands = KafkaCommandPublisher(bootstrap)
+    commands = KafkaEventPublisher(bootstrap)
     server = api_server(settings, warehouse, bootstrap, commands)
     task = asyncio.create_task(server.serve(), name="api")
     try:
@@ -144,7 +159,21 @@ async def cmd_connect(settings: Settings, args: argparse.Namespace) -> int:
     bootstrap = resolve_bootstrap(settings)
     _serve_metrics(settings)
     source: Source
-    if args.connector == "simulator":
+    if args.connector == "flood-simulator":
+        task = asyncio.create_task(
+            run_flood_simulator(
+                settings,
+                bootstrap,
+                start=args.start,
+                duration_s=args.duration,
+                realtime=not args.fast,
+            ),
+            name="flood-simulator",
+        )
+        return await wait_for_stop([task], exit_when_done=True)
+    if args.connector == "mqtt-bridge":
+        source = MqttBridge(settings.mqtt_url, flood_route(settings.mqtt_prefix))
+    elif args.connector == "simulator":
         source = BrtSimulator(
             seed=args.seed if args.seed is not None else settings.sim_seed,
             buses_per_corridor=settings.sim_buses_per_corridor,
@@ -191,6 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--fast", action="store_true", help="do not wait for the wall clock")
     sim.add_argument("--start", type=float, default=None, help="simulated start, unix seconds")
+    flood = csub.add_parser(
+        "flood-simulator", help="flood gauges over MQTT, citizens' reports to Kafka"
+    )
+    flood.add_argument(
+        "--duration", type=float, default=None, help="simulated seconds (default: forever)"
+    )
+    flood.add_argument("--fast", action="store_true", help="do not wait for the wall clock")
+    flood.add_argument("--start", type=float, default=None, help="simulated start, unix seconds")
+    csub.add_parser("mqtt-bridge", help="bridge MQTT semarang/flood/<station>/<kind> to Kafka")
     gtfs = csub.add_parser("gtfs-rt", help="GTFS-realtime VehiclePositions (files or a URL)")
     gtfs.add_argument("--file", nargs="+", help="FeedMessage files to replay, in order")
     gtfs.add_argument("--url", help="feed URL to poll")

@@ -7,16 +7,19 @@ import contextlib
 import fcntl
 import logging
 import signal
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import aiomqtt
 import faust
 import uvicorn
 
 from api.app import create_api
-from api.commands import KafkaCommandPublisher
+from api.commands import KafkaEventPublisher
 from connectors.base import Source, run_source
+from connectors.flood_simulator import FloodSimulator
+from connectors.mqtt_bridge import mqtt_address
 from connectors.publisher import KafkaPublisher
 from schemas.alarm_rules import load_rules
 from schemas.alarms import AlarmCommand
@@ -175,7 +178,7 @@ class _ApiServer(uvicorn.Server):
 
 
 def api_server(
-    settings: Settings, warehouse: Warehouse, bootstrap: str, commands: KafkaCommandPublisher
+    settings: Settings, warehouse: Warehouse, bootstrap: str, commands: KafkaEventPublisher
 ) -> _ApiServer:
     async def probe() -> bool:
         return await broker_reachable(bootstrap)
@@ -233,3 +236,38 @@ async def run_connector(source: Source, bootstrap: str) -> int:
         return await run_source(source, publisher)
     finally:
         await publisher.stop()
+
+
+async def run_flood_simulator(settings: Settings, bootstrap: str, **kwargs: Any) -> int:
+    """The flood gauges' simulator: readings over MQTT, citizens' reports to Kafka."""
+    host, port = mqtt_address(settings.mqtt_url)
+    simulator = FloodSimulator(
+        load_stations(),
+        seed=settings.sim_seed,
+        interval_s=settings.flood_sim_interval_s,
+        rise_cm_per_min=settings.flood_sim_rise_cm_per_min,
+        start=kwargs.pop("start", None),
+        prefix=settings.mqtt_prefix,
+    )
+    publisher = KafkaPublisher(bootstrap, simulator.name)
+    await publisher.start()
+    try:
+        return await simulator.run(host, port, publisher, **kwargs)
+    finally:
+        await publisher.stop()
+
+
+async def keep_running(
+    name: str, factory: Callable[[], Awaitable[Any]], retry_s: float = 5.0
+) -> None:
+    """Run an optional side component, restarting it when it fails (e.g. MQTT is down)."""
+    while True:
+        try:
+            await factory()
+            return
+        except (aiomqtt.MqttError, OSError) as exc:
+            log.warning(
+                "component failed, retrying",
+                extra={"component": name, "error": str(exc), "retry_in_s": retry_s},
+            )
+            await asyncio.sleep(retry_s)

@@ -46,7 +46,7 @@ class FloodState:
     max_ts: float | None = None
     stations: dict[str, StationState] = field(default_factory=dict)
     reports: list[Report] = field(default_factory=list)
-    status: dict[str, int] = field(default_factory=dict)
+    status: dict[str, str] = field(default_factory=dict)  # last emitted status row, as a signature
     alarms: EngineState = field(default_factory=EngineState)
 
 
@@ -208,9 +208,10 @@ class FloodProcessor:
             depths = reports.get(kec, [])
             r_level = self._band(max(depths)) if depths else 0
             level = max(g_level, r_level)
-            if self.state.status.get(kec, 0) == level and kec in self.state.status:
+            signature = f"{level}|{g_level}|{r_level}|{len(depths)}|{','.join(alarmed)}"
+            if self.state.status.get(kec) == signature:
                 continue
-            self.state.status[kec] = level
+            self.state.status[kec] = signature
             rows.append((kec, _dt(clock), LEVELS[level], level, LEVELS[g_level], LEVELS[r_level],
                          len(depths), max(depths, default=0.0), alarmed))  # fmt: skip
         out.add(ddl.FLOOD_STATUS, ddl.STATUS_COLUMNS, rows)

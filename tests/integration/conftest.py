@@ -19,7 +19,7 @@ import pytest
 from pydantic import BaseModel
 
 from api.app import create_api
-from api.commands import KafkaCommandPublisher
+from api.commands import KafkaEventPublisher
 from connectors.base import Source
 from connectors.publisher import KafkaPublisher
 from schemas.catalog import VEHICLE_POSITIONS
@@ -106,7 +106,7 @@ async def api_client(
     async def probe() -> bool:
         return await broker_reachable(bootstrap)
 
-    commands = KafkaCommandPublisher(bootstrap)
+    commands = KafkaEventPublisher(bootstrap)
     app = create_api(settings, warehouse, probe, commands)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://test"

@@ -1,0 +1,208 @@
+"""Flood: stations, readings, kecamatan status, citizen reports, CAP alerts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from api.cap import alert_xml, feed_xml
+from api.deps import UtcDatetime, WarehouseDep, run_query, utc
+from api.routers.transit import context_of
+from schemas import clickhouse_ddl as ddl
+from schemas.catalog import FLOOD_REPORTS
+from schemas.flood import FloodReport, load_stations
+from schemas.spatial import gazetteer
+
+router = APIRouter(prefix="/v1/flood", tags=["flood"])
+
+FLOOD_KINDS = "('flood_level', 'flood_rise', 'station_silent')"
+
+
+class StationOut(BaseModel):
+    id: str
+    name: str
+    river: str
+    kind: str
+    lat: float
+    lon: float
+    kecamatan: str | None
+    bands_cm: dict[str, float] | None
+    latest_value: float | None
+    latest_at: UtcDatetime | None
+    level: str = Field(description="normal, waspada, siaga or awas (open flood_level alarm)")
+
+
+class Reading(BaseModel):
+    ts: UtcDatetime
+    value: float
+
+
+class KecamatanStatus(BaseModel):
+    kecamatan: str
+    status: str
+    level_index: int
+    gauge_status: str
+    report_status: str
+    reports: int
+    max_report_depth_cm: float
+    stations: list[str]
+    updated_at: UtcDatetime
+
+
+class ReportIn(BaseModel):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    depth_cm: float = Field(ge=0, le=500)
+    timestamp: datetime | None = Field(None, description="default: now")
+    note: str | None = Field(None, max_length=1000)
+
+
+class ReportAccepted(BaseModel):
+    report_id: str
+    kecamatan: str
+
+
+@router.get(
+    "/stations", response_model=list[StationOut], summary="Gauges with their latest reading"
+)
+async def stations(warehouse: WarehouseDep) -> list[StationOut]:
+    latest = await run_query(
+        warehouse,
+        f"SELECT station_id, argMax(value, ts) AS value, max(ts) AS latest FROM {ddl.GAUGE_READINGS} GROUP BY station_id",
+    )
+    open_levels = await run_query(
+        warehouse,
+        f"SELECT entity, level FROM {ddl.ALARMS} FINAL WHERE kind = 'flood_level' AND state != 'cleared'",
+    )
+    by_station = {r["station_id"]: r for r in latest}
+    levels = {r["entity"]: r["level"] for r in open_levels}
+    g = gazetteer()
+    out = []
+    for s in load_stations().stations:
+        r = by_station.get(s.id)
+        bands = {"waspada": s.waspada, "siaga": s.siaga, "awas": s.awas} if s.bands() else None
+        out.append(StationOut(
+            id=s.id, name=s.name, river=s.river, kind=s.kind.value, lat=s.lat, lon=s.lon,
+            kecamatan=g.kecamatan.at(s.lon, s.lat), bands_cm=bands,  # type: ignore[arg-type]
+            latest_value=r["value"] if r else None, latest_at=r["latest"] if r else None,
+            level=levels.get(s.id, "normal"),
+        ))  # fmt: skip
+    return out
+
+
+@router.get("/stations/{station_id}/readings", response_model=list[Reading])
+async def readings(
+    warehouse: WarehouseDep,
+    station_id: Annotated[str, Path(min_length=1, max_length=64)],
+    hours: Annotated[float, Query(gt=0, le=24 * 31)] = 24,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 2000,
+) -> list[Reading]:
+    if load_stations().get(station_id) is None:
+        raise HTTPException(404, f"no station {station_id!r}")
+    rows = await run_query(
+        warehouse,
+        f"SELECT ts, value FROM {ddl.GAUGE_READINGS} FINAL WHERE station_id = {{s:String}}"
+        " AND ts >= (SELECT max(ts) FROM flood_gauge_readings WHERE station_id = {s:String}) - toIntervalSecond({h:UInt32})"
+        " ORDER BY ts LIMIT {limit:UInt32}",
+        {"s": station_id, "h": int(hours * 3600), "limit": limit},
+    )
+    return [Reading(**r) for r in rows]
+
+
+@router.get("/status", response_model=list[KecamatanStatus], summary="Flood status per kecamatan")
+async def status(warehouse: WarehouseDep) -> list[KecamatanStatus]:
+    rows = await run_query(
+        warehouse,
+        f"SELECT {', '.join(ddl.STATUS_COLUMNS)} FROM {ddl.FLOOD_STATUS} FINAL ORDER BY level_index DESC, kecamatan",
+    )
+    return [KecamatanStatus(**r) for r in rows]
+
+
+@router.post(
+    "/reports", status_code=202, response_model=ReportAccepted, summary="A citizen's flood report"
+)
+async def report(request: Request, body: ReportIn) -> ReportAccepted:
+    kecamatan = gazetteer().kecamatan.at(body.lon, body.lat)
+    if kecamatan is None:
+        raise HTTPException(
+            422,
+            [{"loc": ["body", "lat"], "msg": "location is outside Kota Semarang", "type": "value_error"},
+             {"loc": ["body", "lon"], "msg": "location is outside Kota Semarang", "type": "value_error"}],
+        )  # fmt: skip
+    now = datetime.now(UTC)
+    ts = utc(body.timestamp) or now
+    if ts > now + timedelta(minutes=5):
+        raise HTTPException(
+            422,
+            [
+                {
+                    "loc": ["body", "timestamp"],
+                    "msg": "timestamp is in the future",
+                    "type": "value_error",
+                }
+            ],
+        )
+    event = FloodReport(
+        report_id=str(uuid.uuid4()), lat=body.lat, lon=body.lon, depth_cm=body.depth_cm,
+        timestamp=ts, note=body.note, source="api",
+    )  # fmt: skip
+    await request.app.state.publisher.send(
+        FLOOD_REPORTS.name, event.report_id, event.model_dump_json().encode()
+    )
+    return ReportAccepted(report_id=event.report_id, kecamatan=kecamatan)
+
+
+@router.get("/reports", summary="Citizen reports, newest first")
+async def reports(
+    warehouse: WarehouseDep,
+    kecamatan: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    cond: str
+    params: dict[str, Any]
+    cond, params = "1", {"limit": limit}
+    if kecamatan:
+        cond, params = "kecamatan = {k:String}", {"limit": limit, "k": kecamatan}
+    return await run_query(
+        warehouse,
+        f"SELECT report_id, ts, lat, lon, depth_cm, kecamatan, note FROM {ddl.FLOOD_REPORTS} FINAL"
+        f" WHERE {cond} ORDER BY ts DESC LIMIT {{limit:UInt32}}",
+        params,
+    )
+
+
+async def _active(warehouse: WarehouseDep, alarm_id: str | None = None) -> list[dict[str, Any]]:
+    cond, params = "state != 'cleared'", {}
+    if alarm_id:
+        cond, params = "id = {id:String}", {"id": alarm_id}
+    rows = await run_query(
+        warehouse,
+        f"SELECT {', '.join(ddl.ALARM_COLUMNS)} FROM {ddl.ALARMS} FINAL"
+        f" WHERE kind IN {FLOOD_KINDS} AND {cond} ORDER BY last_seen DESC",
+        params,
+    )
+    for r in rows:
+        r["context"] = context_of(r["context"])
+        for key in ("started_at", "last_seen", "cleared_at"):
+            r[key] = utc(r[key])
+    return rows
+
+
+@router.get("/cap", summary="Active flood alarms as CAP 1.2 alerts in an Atom feed",
+            response_class=Response, responses={200: {"content": {"application/atom+xml": {}}}})  # fmt: skip
+async def cap_feed(request: Request, warehouse: WarehouseDep) -> Response:
+    body = feed_xml(await _active(warehouse), str(request.url))
+    return Response(body, media_type="application/atom+xml")
+
+
+@router.get("/cap/{alarm_id:path}", summary="One flood alarm as a CAP 1.2 alert",
+            response_class=Response, responses={200: {"content": {"application/cap+xml": {}}}})  # fmt: skip
+async def cap_alert(warehouse: WarehouseDep, alarm_id: str) -> Response:
+    rows = await _active(warehouse, alarm_id)
+    if not rows:
+        raise HTTPException(404, f"no flood alarm {alarm_id!r}")
+    return Response(alert_xml(rows[0]), media_type="application/cap+xml")
