@@ -93,6 +93,8 @@ def env(tmp_path: Path) -> Iterator[dict[str, str]]:
         "SITROOM_SERVICE_AREA": "none",  # the GTFS-rt capture below is from Florida
         "SITROOM_WINDOW_IDLE_CLOSE_S": "5",
         "SITROOM_LOG_FORMAT": "json",
+        # Mosquitto is shared by the machine: keep this run's gauges to itself.
+        "SITROOM_MQTT_PREFIX": f"e2e-{tmp_path.name}",
     }
 
 
