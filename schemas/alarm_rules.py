@@ -80,12 +80,30 @@ class FloodConfig(BaseModel):
     report_bands_cm: tuple[float, float, float] = (10.0, 30.0, 70.0)
 
 
+class TrafficConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    window_s: int = Field(300, gt=0)
+    # Mean speed / free-flow speed at or above which a segment is free, moderate, heavy;
+    # below the last it is jammed.
+    congestion_bands: tuple[float, float, float] = (0.75, 0.5, 0.25)
+
+    def congestion(self, ratio: float | None) -> str:
+        if ratio is None:
+            return "unknown"
+        for name, floor in zip(("free", "moderate", "heavy"), self.congestion_bands, strict=True):
+            if ratio >= floor:
+                return name
+        return "jammed"
+
+
 class RuleBook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rules: list[Rule] = Field(alias="rule")
     transit: TransitConfig = Field(default_factory=TransitConfig)
     flood: FloodConfig = Field(default_factory=FloodConfig)
+    traffic: TrafficConfig = Field(default_factory=TrafficConfig)
 
     @model_validator(mode="after")
     def _unique(self) -> RuleBook:

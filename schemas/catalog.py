@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from schemas.alarms import Alarm, AlarmCommand
 from schemas.flood import FloodReport, GaugeReading
+from schemas.traffic import TrafficObservation
 from schemas.transit import VehiclePosition
 
 DAY_MS = 24 * 3600 * 1000
@@ -54,6 +55,15 @@ FLOOD_REPORTS = TopicSpec(
     schema=FloodReport,
     description="citizens' flood reports (point, depth, time) from the API and other apps",
 )
+TRAFFIC_OBSERVATIONS = TopicSpec(
+    name="traffic.observations",
+    key="segment_id",
+    partitions=3,
+    retention_ms=30 * DAY_MS,
+    department="Dinas Perhubungan (ATCS)",
+    schema=TrafficObservation,
+    description="detector/probe counts and speeds per road segment; one object or an array",
+)
 ALARMS = TopicSpec(
     name="sitroom.alarms",
     key="alarm id",
@@ -86,6 +96,7 @@ CATALOG: tuple[TopicSpec, ...] = (
     VEHICLE_POSITIONS,
     GAUGE_READINGS,
     FLOOD_REPORTS,
+    TRAFFIC_OBSERVATIONS,
     ALARMS,
     ALARM_COMMANDS,
     DEAD_LETTER,

@@ -15,6 +15,19 @@ GAUGE_READINGS = "flood_gauge_readings"
 FLOOD_REPORTS = "flood_reports"
 FLOOD_STATUS = "flood_kecamatan_status"
 
+TRAFFIC_5M = "traffic_segment_5m"
+TRAFFIC_COLUMNS = (
+    "segment_id",
+    "window_start",
+    "road",
+    "kecamatan",
+    "observations",
+    "volume",
+    "mean_speed_kmh",
+    "occupancy_pct",
+    "speed_ratio",
+    "congestion",
+)
 GAUGE_COLUMNS = ("station_id", "kind", "ts", "value", "river", "kecamatan", "source", "ingested_at")
 REPORT_COLUMNS = (
     "report_id",
@@ -122,6 +135,22 @@ _ALARM_FIELDS = """
 """
 
 DDL: tuple[str, ...] = (
+    f"""
+    CREATE TABLE IF NOT EXISTS {TRAFFIC_5M} (
+        segment_id LowCardinality(String),
+        window_start DateTime('UTC'),
+        road LowCardinality(String),
+        kecamatan LowCardinality(String),
+        observations UInt32,
+        volume UInt32 COMMENT 'vehicles counted in the window',
+        mean_speed_kmh Nullable(Float32) COMMENT 'count-weighted',
+        occupancy_pct Nullable(Float32),
+        speed_ratio Nullable(Float32) COMMENT 'mean speed / free-flow speed',
+        congestion LowCardinality(String) COMMENT 'free, moderate, heavy, jammed'
+    ) ENGINE = ReplacingMergeTree
+    PARTITION BY toYYYYMM(window_start)
+    ORDER BY (segment_id, window_start)
+    """,
     f"""
     CREATE TABLE IF NOT EXISTS {GAUGE_READINGS} (
         station_id LowCardinality(String),

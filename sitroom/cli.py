@@ -18,8 +18,10 @@ from connectors.base import Source
 from connectors.brt_simulator import BrtSimulator
 from connectors.gtfs_rt import GtfsRtSource
 from connectors.mqtt_bridge import MqttBridge, flood_route
+from connectors.traffic_simulator import TrafficSimulator
 from schemas.export import export_json_schemas
 from schemas.settings import Settings
+from schemas.traffic import load_segments
 from schemas.warehouse import Warehouse, redact
 from sitroom.embedded_broker import EmbeddedBroker
 from sitroom.kafka_admin import create_topics
@@ -84,6 +86,10 @@ async def cmd_up(settings: Settings) -> int:
                 interval_s=settings.sim_interval_s,
             )
             tasks.append(asyncio.create_task(run_connector(simulator, bootstrap), name="simulator"))
+            traffic = TrafficSimulator(load_segments(), seed=settings.sim_seed)
+            tasks.append(
+                asyncio.create_task(run_connector(traffic, bootstrap), name="traffic-simulator")
+            )
             bridge = MqttBridge(settings.mqtt_url, flood_route(settings.mqtt_prefix))
             tasks.append(asyncio.create_task(run_connector(bridge, bootstrap), name="mqtt-bridge"))
             tasks.append(
@@ -102,6 +108,7 @@ async def cmd_up(settings: Settings) -> int:
                 f"  metrics      {base}/metrics\n"
                 f"  Kafka        {bootstrap}{' (embedded tansu)' if broker else ''}\n"
                 f"  ClickHouse   {redact(settings.clickhouse_target())}\n"
+                f"  traffic      {base}/v1/traffic/segments\n"
                 f"  flood        {base}/v1/flood/status   {base}/v1/flood/cap (CAP 1.2)\n"
                 f"  simulators   {len(simulator.buses)} Trans Semarang buses; flood gauges over MQTT"
                 f" {settings.mqtt_url}\n"
@@ -173,6 +180,14 @@ async def cmd_connect(settings: Settings, args: argparse.Namespace) -> int:
         return await wait_for_stop([task], exit_when_done=True)
     if args.connector == "mqtt-bridge":
         source = MqttBridge(settings.mqtt_url, flood_route(settings.mqtt_prefix))
+    elif args.connector == "traffic-simulator":
+        source = TrafficSimulator(
+            load_segments(),
+            seed=settings.sim_seed,
+            duration_s=args.duration,
+            realtime=not args.fast,
+            start=args.start,
+        )
     elif args.connector == "simulator":
         source = BrtSimulator(
             seed=args.seed if args.seed is not None else settings.sim_seed,
@@ -228,6 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     flood.add_argument("--fast", action="store_true", help="do not wait for the wall clock")
     flood.add_argument("--start", type=float, default=None, help="simulated start, unix seconds")
+    traffic = csub.add_parser("traffic-simulator", help="traffic detectors on Semarang's roads")
+    traffic.add_argument(
+        "--duration", type=float, default=None, help="simulated seconds (default: forever)"
+    )
+    traffic.add_argument("--fast", action="store_true", help="do not wait for the wall clock")
+    traffic.add_argument("--start", type=float, default=None, help="simulated start, unix seconds")
     csub.add_parser("mqtt-bridge", help="bridge MQTT semarang/flood/<station>/<kind> to Kafka")
     gtfs = csub.add_parser("gtfs-rt", help="GTFS-realtime VehiclePositions (files or a URL)")
     gtfs.add_argument("--file", nargs="+", help="FeedMessage files to replay, in order")

@@ -23,10 +23,11 @@ from connectors.mqtt_bridge import mqtt_address
 from connectors.publisher import KafkaPublisher
 from schemas.alarm_rules import load_rules
 from schemas.alarms import AlarmCommand
-from schemas.catalog import FLOOD_REPORTS, GAUGE_READINGS, VEHICLE_POSITIONS
+from schemas.catalog import FLOOD_REPORTS, GAUGE_READINGS, TRAFFIC_OBSERVATIONS, VEHICLE_POSITIONS
 from schemas.flood import load_stations
 from schemas.settings import Settings
 from schemas.spatial import gazetteer
+from schemas.traffic import load_segments
 from schemas.warehouse import Warehouse
 from sitroom.kafka_admin import broker_reachable, cluster_id
 from streams.agents import FaustProducer, consumer_highwater, register_pipeline
@@ -36,6 +37,7 @@ from streams.commands import consume_commands
 from streams.flood_stream import flood_pipeline
 from streams.pipeline import Pipeline
 from streams.sink import ClickHouseSink
+from streams.traffic_logic import traffic_pipeline
 from streams.transit_logic import TransitRules
 from streams.transit_stream import transit_pipeline
 
@@ -119,10 +121,21 @@ class WorkerService:
             producer,
             highwater,
         )
+        traffic = traffic_pipeline(
+            self.settings,
+            book,
+            load_segments(),
+            gazetteer(),
+            sink(),
+            checkpoints,
+            producer,
+            highwater,
+        )
         tick_s = max(1.0, self.settings.window_idle_close_s / 3)
         register_pipeline(app, self.settings, transit, [VEHICLE_POSITIONS], tick_s)
         register_pipeline(app, self.settings, flood, [GAUGE_READINGS, FLOOD_REPORTS], tick_s)
-        self.pipelines = [transit, flood]
+        register_pipeline(app, self.settings, traffic, [TRAFFIC_OBSERVATIONS], tick_s)
+        self.pipelines = [transit, flood, traffic]
         self.app = app
         await app.start()
         self._commands = asyncio.create_task(
