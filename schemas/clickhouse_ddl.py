@@ -68,6 +68,7 @@ POSITION_COLUMNS = (
     "source",
     "bad_fix",
     "ingested_at",
+    "kecamatan",
 )
 VEHICLE_1M_COLUMNS = (
     "vehicle_id",
@@ -210,7 +211,8 @@ DDL: tuple[str, ...] = (
         occupancy LowCardinality(String),
         source LowCardinality(String),
         bad_fix UInt8 COMMENT '1 when the derived speed was implausible (a GPS jump)',
-        ingested_at DateTime64(3, 'UTC')
+        ingested_at DateTime64(3, 'UTC'),
+        kecamatan LowCardinality(String) COMMENT 'empty outside Kota Semarang'
     ) ENGINE = ReplacingMergeTree
     PARTITION BY toYYYYMM(ts)
     ORDER BY (vehicle_id, ts)
@@ -285,7 +287,7 @@ DDL: tuple[str, ...] = (
 
 # Columns added after a table first shipped: applied on every start, idempotent, so an
 # existing data directory catches up with the code.
-MIGRATIONS: tuple[str, ...] = tuple(
+_ALARM_MIGRATIONS = tuple(
     f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column}"
     for table in (ALARMS, ALARM_TRANSITIONS)
     for column in (
@@ -296,4 +298,8 @@ MIGRATIONS: tuple[str, ...] = tuple(
         "acknowledged_at Nullable(DateTime64(3, 'UTC'))",
         "cleared_by Nullable(String)",
     )
+)
+MIGRATIONS: tuple[str, ...] = (
+    f"ALTER TABLE {POSITIONS} ADD COLUMN IF NOT EXISTS kecamatan LowCardinality(String)",
+    *_ALARM_MIGRATIONS,
 )

@@ -131,7 +131,9 @@ class TransitProcessor:
         self.state.clock.lateness_s = rules.lateness_s
         self.alarms = AlarmEngine(rules.book, self.state.alarms)
 
-    def apply(self, pos: VehiclePosition, out: Outputs, ingested_at: datetime) -> None:
+    def apply(
+        self, pos: VehiclePosition, out: Outputs, ingested_at: datetime, kecamatan: str = ""
+    ) -> None:
         st = self.state
         ts = pos.ts
         corridor = _corridor(pos)
@@ -160,6 +162,7 @@ class TransitProcessor:
                 pos.source,
                 int(bad),
                 ingested_at,
+                kecamatan,
             )
         )
         if bad:
@@ -178,6 +181,7 @@ class TransitProcessor:
                 "lat": pos.lat,
                 "lon": pos.lon,
                 "limit_kmh": limit,
+                "kecamatan": kecamatan or None,
             }
             out.alarms.extend(
                 self.alarms.observe(OVERSPEED, pos.vehicle_id, ts, speed, context, base=limit)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from schemas import clickhouse_ddl as ddl
 from schemas.catalog import VEHICLE_POSITIONS
 from schemas.settings import Settings
+from schemas.spatial import gazetteer
 from streams.checkpoints import Checkpoints
 from streams.metrics import BAD_FIXES, LATE_EVENTS, STALE_EVENTS
 from streams.pipeline import Emitted, Message, Pipeline, Producer, StateKey
@@ -23,6 +24,7 @@ class TransitPartition:
         self, settings: Settings, rules: TransitRules, partition: int, saved: bytes | None
     ) -> None:
         self.settings = settings
+        self.gazetteer = gazetteer()
         self.proc = TransitProcessor(
             rules, partition, PartitionState.loads(saved) if saved else None
         )
@@ -35,14 +37,18 @@ class TransitPartition:
         positions, rejections = decode_positions(msg.value)
         seen = len(positions) + len(rejections)
         buf = Outputs()
-        for pos in positions:
+        # One vectorised point-in-polygon query for the whole message.
+        districts = self.gazetteer.kecamatan.many(
+            [p.lon for p in positions], [p.lat for p in positions]
+        )
+        for pos, kecamatan in zip(positions, districts, strict=True):
             problem = check_position(
                 pos, self.settings.service_area, now, self.settings.max_future_s
             )
             if problem is not None:
                 rejections.append(Rejection(problem[0], problem[1], pos.model_dump_json().encode()))
             else:
-                self.proc.apply(pos, buf, now)
+                self.proc.apply(pos, buf, now, kecamatan or "")
         self.proc.state.offset = msg.offset
         self._drain(buf, out)
         return seen, rejections

@@ -52,6 +52,7 @@ class Position(BaseModel):
     speed_kmh: float | None
     occupancy: str | None
     source: str
+    kecamatan: str | None = None
 
 
 class VehicleWindow(BaseModel):
@@ -156,12 +157,20 @@ _LATEST_FIELDS = (
     "speed_kmh",
     "occupancy",
     "source",
+    "kecamatan",
 )
 _POSITION_SQL = f"SELECT vehicle_id, {', '.join(_LATEST_FIELDS)} FROM {ddl.POSITIONS}"
 
 
 def _position(r: dict[str, Any]) -> Position:
-    return Position(**{**r, "ts": utc(r["ts"]), "occupancy": r["occupancy"] or None})
+    return Position(
+        **{
+            **r,
+            "ts": utc(r["ts"]),
+            "occupancy": r["occupancy"] or None,
+            "kecamatan": r["kecamatan"] or None,
+        }
+    )
 
 
 @router.get("/vehicles", response_model=list[Position], summary="Latest position of each vehicle")

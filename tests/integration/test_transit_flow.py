@@ -121,6 +121,12 @@ async def test_simulated_fleet_end_to_end(
 
             detail = (await api.get(f"/v1/transit/vehicles/{speeder}")).json()
             assert detail["latest"]["vehicle_id"] == speeder and len(detail["windows"]) == 15
+            tagged = await wh.scalar(
+                "SELECT countIf(kecamatan != '') / count() FROM transit_positions"
+            )
+            assert (
+                tagged > 0.8
+            )  # every position in the city carries its kecamatan (K2 runs to Ungaran)
             corridor = (await api.get(f"/v1/transit/corridors/{speeder[:2]}/windows")).json()
             assert corridor and corridor[0]["vehicles"] == 2
             assert (await api.get("/readyz")).json() == {
