@@ -97,6 +97,16 @@ class TrafficConfig(BaseModel):
         return "jammed"
 
 
+class CctvConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    incident_gap_min: float = Field(
+        10.0, gt=0, description="events of a camera and kind closer than this are one incident"
+    )
+    # Events below this confidence are stored but open no incident.
+    min_confidence: float = Field(0.5, ge=0, le=1)
+
+
 class RuleBook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -104,6 +114,7 @@ class RuleBook(BaseModel):
     transit: TransitConfig = Field(default_factory=TransitConfig)
     flood: FloodConfig = Field(default_factory=FloodConfig)
     traffic: TrafficConfig = Field(default_factory=TrafficConfig)
+    cctv: CctvConfig = Field(default_factory=CctvConfig)
 
     @model_validator(mode="after")
     def _unique(self) -> RuleBook:

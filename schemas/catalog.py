@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from schemas.alarms import Alarm, AlarmCommand
+from schemas.cctv import CameraEvent
 from schemas.flood import FloodReport, GaugeReading
 from schemas.traffic import TrafficObservation
 from schemas.transit import VehiclePosition
@@ -64,6 +65,15 @@ TRAFFIC_OBSERVATIONS = TopicSpec(
     schema=TrafficObservation,
     description="detector/probe counts and speeds per road segment; one object or an array",
 )
+CAMERA_EVENTS = TopicSpec(
+    name="cctv.events",
+    key="camera_id",
+    partitions=3,
+    retention_ms=30 * DAY_MS,
+    department="Diskominfo / Satpol PP",
+    schema=CameraEvent,
+    description="video analytics events of the city's cameras; one object or an array",
+)
 ALARMS = TopicSpec(
     name="sitroom.alarms",
     key="alarm id",
@@ -97,6 +107,7 @@ CATALOG: tuple[TopicSpec, ...] = (
     GAUGE_READINGS,
     FLOOD_REPORTS,
     TRAFFIC_OBSERVATIONS,
+    CAMERA_EVENTS,
     ALARMS,
     ALARM_COMMANDS,
     DEAD_LETTER,

@@ -15,6 +15,22 @@ GAUGE_READINGS = "flood_gauge_readings"
 FLOOD_REPORTS = "flood_reports"
 FLOOD_STATUS = "flood_kecamatan_status"
 
+CCTV_INCIDENTS = "cctv_incidents"
+CCTV_EVENTS = "cctv_events"
+INCIDENT_COLUMNS = (
+    "incident_id", "camera_id", "kind", "kecamatan", "started_at", "last_seen", "events",
+    "max_confidence", "state", "version",
+)  # fmt: skip
+CAMERA_EVENT_COLUMNS = (
+    "camera_id",
+    "ts",
+    "kind",
+    "confidence",
+    "plate",
+    "people",
+    "kecamatan",
+    "incident_id",
+)
 TRAFFIC_5M = "traffic_segment_5m"
 TRAFFIC_COLUMNS = (
     "segment_id",
@@ -136,6 +152,35 @@ _ALARM_FIELDS = """
 """
 
 DDL: tuple[str, ...] = (
+    f"""
+    CREATE TABLE IF NOT EXISTS {CCTV_EVENTS} (
+        camera_id LowCardinality(String),
+        ts DateTime64(3, 'UTC'),
+        kind LowCardinality(String),
+        confidence Float32,
+        plate Nullable(String),
+        people Nullable(UInt32),
+        kecamatan LowCardinality(String),
+        incident_id String COMMENT 'empty when the event opened no incident'
+    ) ENGINE = ReplacingMergeTree
+    PARTITION BY toYYYYMM(ts)
+    ORDER BY (camera_id, kind, ts)
+    """,
+    f"""
+    CREATE TABLE IF NOT EXISTS {CCTV_INCIDENTS} (
+        incident_id String,
+        camera_id LowCardinality(String),
+        kind LowCardinality(String),
+        kecamatan LowCardinality(String),
+        started_at DateTime64(3, 'UTC'),
+        last_seen DateTime64(3, 'UTC'),
+        events UInt32,
+        max_confidence Float32,
+        state LowCardinality(String) COMMENT 'open or closed',
+        version UInt64
+    ) ENGINE = ReplacingMergeTree(version)
+    ORDER BY incident_id
+    """,
     f"""
     CREATE TABLE IF NOT EXISTS {TRAFFIC_5M} (
         segment_id LowCardinality(String),

@@ -16,9 +16,11 @@ from pydantic import ValidationError
 from api.commands import KafkaEventPublisher
 from connectors.base import Source
 from connectors.brt_simulator import BrtSimulator
+from connectors.cctv_simulator import CctvSimulator
 from connectors.gtfs_rt import GtfsRtSource
 from connectors.mqtt_bridge import MqttBridge, flood_route
 from connectors.traffic_simulator import TrafficSimulator
+from schemas.cctv import load_cameras
 from schemas.export import export_json_schemas
 from schemas.settings import Settings
 from schemas.traffic import load_segments
@@ -86,6 +88,10 @@ async def cmd_up(settings: Settings) -> int:
                 interval_s=settings.sim_interval_s,
             )
             tasks.append(asyncio.create_task(run_connector(simulator, bootstrap), name="simulator"))
+            cameras = CctvSimulator(load_cameras(), seed=settings.sim_seed)
+            tasks.append(
+                asyncio.create_task(run_connector(cameras, bootstrap), name="cctv-simulator")
+            )
             traffic = TrafficSimulator(load_segments(), seed=settings.sim_seed)
             tasks.append(
                 asyncio.create_task(run_connector(traffic, bootstrap), name="traffic-simulator")
@@ -108,7 +114,7 @@ async def cmd_up(settings: Settings) -> int:
                 f"  metrics      {base}/metrics\n"
                 f"  Kafka        {bootstrap}{' (embedded tansu)' if broker else ''}\n"
                 f"  ClickHouse   {redact(settings.clickhouse_target())}\n"
-                f"  traffic      {base}/v1/traffic/segments\n"
+                f"  traffic      {base}/v1/traffic/segments   cctv {base}/v1/cctv/incidents\n"
                 f"  flood        {base}/v1/flood/status   {base}/v1/flood/cap (CAP 1.2)\n"
                 f"  simulators   {len(simulator.buses)} Trans Semarang buses; flood gauges over MQTT"
                 f" {settings.mqtt_url}\n"
@@ -180,6 +186,14 @@ async def cmd_connect(settings: Settings, args: argparse.Namespace) -> int:
         return await wait_for_stop([task], exit_when_done=True)
     if args.connector == "mqtt-bridge":
         source = MqttBridge(settings.mqtt_url, flood_route(settings.mqtt_prefix))
+    elif args.connector == "cctv-simulator":
+        source = CctvSimulator(
+            load_cameras(),
+            seed=settings.sim_seed,
+            duration_s=args.duration,
+            realtime=not args.fast,
+            start=args.start,
+        )
     elif args.connector == "traffic-simulator":
         source = TrafficSimulator(
             load_segments(),
@@ -220,6 +234,14 @@ async def cmd_topics(settings: Settings) -> int:
     return 0
 
 
+def _simulation_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--duration", type=float, default=None, help="simulated seconds (default: forever)"
+    )
+    parser.add_argument("--fast", action="store_true", help="do not wait for the wall clock")
+    parser.add_argument("--start", type=float, default=None, help="simulated start, unix seconds")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sitroom", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -230,25 +252,15 @@ def build_parser() -> argparse.ArgumentParser:
     csub = connect.add_subparsers(dest="connector", required=True)
     sim = csub.add_parser("simulator", help="Trans Semarang BRT simulator")
     sim.add_argument("--seed", type=int, default=None)
-    sim.add_argument(
-        "--duration", type=float, default=None, help="simulated seconds (default: forever)"
-    )
-    sim.add_argument("--fast", action="store_true", help="do not wait for the wall clock")
-    sim.add_argument("--start", type=float, default=None, help="simulated start, unix seconds")
+    _simulation_args(sim)
     flood = csub.add_parser(
         "flood-simulator", help="flood gauges over MQTT, citizens' reports to Kafka"
     )
-    flood.add_argument(
-        "--duration", type=float, default=None, help="simulated seconds (default: forever)"
-    )
-    flood.add_argument("--fast", action="store_true", help="do not wait for the wall clock")
-    flood.add_argument("--start", type=float, default=None, help="simulated start, unix seconds")
+    _simulation_args(flood)
+    cams = csub.add_parser("cctv-simulator", help="camera analytics events")
+    _simulation_args(cams)
     traffic = csub.add_parser("traffic-simulator", help="traffic detectors on Semarang's roads")
-    traffic.add_argument(
-        "--duration", type=float, default=None, help="simulated seconds (default: forever)"
-    )
-    traffic.add_argument("--fast", action="store_true", help="do not wait for the wall clock")
-    traffic.add_argument("--start", type=float, default=None, help="simulated start, unix seconds")
+    _simulation_args(traffic)
     csub.add_parser("mqtt-bridge", help="bridge MQTT semarang/flood/<station>/<kind> to Kafka")
     gtfs = csub.add_parser("gtfs-rt", help="GTFS-realtime VehiclePositions (files or a URL)")
     gtfs.add_argument("--file", nargs="+", help="FeedMessage files to replay, in order")

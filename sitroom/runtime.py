@@ -23,7 +23,14 @@ from connectors.mqtt_bridge import mqtt_address
 from connectors.publisher import KafkaPublisher
 from schemas.alarm_rules import load_rules
 from schemas.alarms import AlarmCommand
-from schemas.catalog import FLOOD_REPORTS, GAUGE_READINGS, TRAFFIC_OBSERVATIONS, VEHICLE_POSITIONS
+from schemas.catalog import (
+    CAMERA_EVENTS,
+    FLOOD_REPORTS,
+    GAUGE_READINGS,
+    TRAFFIC_OBSERVATIONS,
+    VEHICLE_POSITIONS,
+)
+from schemas.cctv import load_cameras
 from schemas.flood import load_stations
 from schemas.settings import Settings
 from schemas.spatial import gazetteer
@@ -32,6 +39,7 @@ from schemas.warehouse import Warehouse
 from sitroom.kafka_admin import broker_reachable, cluster_id
 from streams.agents import FaustProducer, consumer_highwater, register_pipeline
 from streams.app import create_app
+from streams.cctv_logic import cctv_pipeline
 from streams.checkpoints import CheckpointStore
 from streams.commands import consume_commands
 from streams.flood_stream import flood_pipeline
@@ -131,11 +139,22 @@ class WorkerService:
             producer,
             highwater,
         )
+        cctv = cctv_pipeline(
+            self.settings,
+            book,
+            load_cameras(),
+            gazetteer(),
+            sink(),
+            checkpoints,
+            producer,
+            highwater,
+        )
         tick_s = max(1.0, self.settings.window_idle_close_s / 3)
         register_pipeline(app, self.settings, transit, [VEHICLE_POSITIONS], tick_s)
         register_pipeline(app, self.settings, flood, [GAUGE_READINGS, FLOOD_REPORTS], tick_s)
         register_pipeline(app, self.settings, traffic, [TRAFFIC_OBSERVATIONS], tick_s)
-        self.pipelines = [transit, flood, traffic]
+        register_pipeline(app, self.settings, cctv, [CAMERA_EVENTS], tick_s)
+        self.pipelines = [transit, flood, traffic, cctv]
         self.app = app
         await app.start()
         self._commands = asyncio.create_task(
