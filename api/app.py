@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.commands import KafkaEventPublisher
 from api.metrics import observe_requests
-from api.routers import alarms, cctv, flood, health, layers, traffic, transit
+from api.routers import alarms, cctv, flood, health, layers, traffic, transit, waste
 from schemas.settings import Settings
 from schemas.warehouse import Warehouse
 
@@ -37,6 +37,7 @@ def create_api(
     app.include_router(flood.router)
     app.include_router(traffic.router)
     app.include_router(cctv.router)
+    app.include_router(waste.router)
     app.include_router(layers.router)
 
     @app.get("/metrics", include_in_schema=False)

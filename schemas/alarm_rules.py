@@ -107,6 +107,13 @@ class CctvConfig(BaseModel):
     min_confidence: float = Field(0.5, ge=0, le=1)
 
 
+class WasteConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    idle_speed_kmh: float = Field(3.0, ge=0, description="slower than this counts as standing")
+    timezone_offset_h: float = Field(7.0, description="daily totals are per local day (WIB)")
+
+
 class RuleBook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -115,6 +122,7 @@ class RuleBook(BaseModel):
     flood: FloodConfig = Field(default_factory=FloodConfig)
     traffic: TrafficConfig = Field(default_factory=TrafficConfig)
     cctv: CctvConfig = Field(default_factory=CctvConfig)
+    waste: WasteConfig = Field(default_factory=WasteConfig)
 
     @model_validator(mode="after")
     def _unique(self) -> RuleBook:

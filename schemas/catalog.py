@@ -11,6 +11,7 @@ from schemas.cctv import CameraEvent
 from schemas.flood import FloodReport, GaugeReading
 from schemas.traffic import TrafficObservation
 from schemas.transit import VehiclePosition
+from schemas.waste import TruckPosition
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -74,6 +75,15 @@ CAMERA_EVENTS = TopicSpec(
     schema=CameraEvent,
     description="video analytics events of the city's cameras; one object or an array",
 )
+TRUCK_POSITIONS = TopicSpec(
+    name="waste.truck-positions",
+    key="truck_id",
+    partitions=3,
+    retention_ms=30 * DAY_MS,
+    department="Dinas Lingkungan Hidup (DLH)",
+    schema=TruckPosition,
+    description="GPS fixes of garbage trucks; one object or an array",
+)
 ALARMS = TopicSpec(
     name="sitroom.alarms",
     key="alarm id",
@@ -108,6 +118,7 @@ CATALOG: tuple[TopicSpec, ...] = (
     FLOOD_REPORTS,
     TRAFFIC_OBSERVATIONS,
     CAMERA_EVENTS,
+    TRUCK_POSITIONS,
     ALARMS,
     ALARM_COMMANDS,
     DEAD_LETTER,

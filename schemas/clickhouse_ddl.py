@@ -15,6 +15,10 @@ GAUGE_READINGS = "flood_gauge_readings"
 FLOOD_REPORTS = "flood_reports"
 FLOOD_STATUS = "flood_kecamatan_status"
 
+GEOFENCE_EVENTS = "waste_geofence_events"
+TRUCK_DAILY = "waste_truck_daily"
+GEOFENCE_COLUMNS = ("truck_id", "ts", "site_id", "site_kind", "event")
+DAILY_COLUMNS = ("truck_id", "day", "km", "tpa_trips", "fixes", "updated_at")
 CCTV_INCIDENTS = "cctv_incidents"
 CCTV_EVENTS = "cctv_events"
 INCIDENT_COLUMNS = (
@@ -152,6 +156,28 @@ _ALARM_FIELDS = """
 """
 
 DDL: tuple[str, ...] = (
+    f"""
+    CREATE TABLE IF NOT EXISTS {GEOFENCE_EVENTS} (
+        truck_id LowCardinality(String),
+        ts DateTime64(3, 'UTC'),
+        site_id LowCardinality(String),
+        site_kind LowCardinality(String),
+        event LowCardinality(String) COMMENT 'enter or exit'
+    ) ENGINE = ReplacingMergeTree
+    PARTITION BY toYYYYMM(ts)
+    ORDER BY (truck_id, ts, site_id, event)
+    """,
+    f"""
+    CREATE TABLE IF NOT EXISTS {TRUCK_DAILY} (
+        truck_id LowCardinality(String),
+        day Date COMMENT 'local day (WIB)',
+        km Float64,
+        tpa_trips UInt32 COMMENT 'entries into the TPA geofence',
+        fixes UInt32,
+        updated_at DateTime64(3, 'UTC')
+    ) ENGINE = ReplacingMergeTree(updated_at)
+    ORDER BY (truck_id, day)
+    """,
     f"""
     CREATE TABLE IF NOT EXISTS {CCTV_EVENTS} (
         camera_id LowCardinality(String),

@@ -20,11 +20,13 @@ from connectors.cctv_simulator import CctvSimulator
 from connectors.gtfs_rt import GtfsRtSource
 from connectors.mqtt_bridge import MqttBridge, flood_route
 from connectors.traffic_simulator import TrafficSimulator
+from connectors.waste_simulator import WasteSimulator
 from schemas.cctv import load_cameras
 from schemas.export import export_json_schemas
 from schemas.settings import Settings
 from schemas.traffic import load_segments
 from schemas.warehouse import Warehouse, redact
+from schemas.waste import load_sites
 from sitroom.embedded_broker import EmbeddedBroker
 from sitroom.kafka_admin import create_topics
 from sitroom.logs import configure_logging
@@ -92,6 +94,10 @@ async def cmd_up(settings: Settings) -> int:
             tasks.append(
                 asyncio.create_task(run_connector(cameras, bootstrap), name="cctv-simulator")
             )
+            trucks = WasteSimulator(load_sites(), seed=settings.sim_seed)
+            tasks.append(
+                asyncio.create_task(run_connector(trucks, bootstrap), name="waste-simulator")
+            )
             traffic = TrafficSimulator(load_segments(), seed=settings.sim_seed)
             tasks.append(
                 asyncio.create_task(run_connector(traffic, bootstrap), name="traffic-simulator")
@@ -115,6 +121,7 @@ async def cmd_up(settings: Settings) -> int:
                 f"  Kafka        {bootstrap}{' (embedded tansu)' if broker else ''}\n"
                 f"  ClickHouse   {redact(settings.clickhouse_target())}\n"
                 f"  traffic      {base}/v1/traffic/segments   cctv {base}/v1/cctv/incidents\n"
+                f"  waste        {base}/v1/waste/trucks\n"
                 f"  flood        {base}/v1/flood/status   {base}/v1/flood/cap (CAP 1.2)\n"
                 f"  simulators   {len(simulator.buses)} Trans Semarang buses; flood gauges over MQTT"
                 f" {settings.mqtt_url}\n"
@@ -194,6 +201,14 @@ async def cmd_connect(settings: Settings, args: argparse.Namespace) -> int:
             realtime=not args.fast,
             start=args.start,
         )
+    elif args.connector == "waste-simulator":
+        source = WasteSimulator(
+            load_sites(),
+            seed=settings.sim_seed,
+            duration_s=args.duration,
+            realtime=not args.fast,
+            start=args.start,
+        )
     elif args.connector == "traffic-simulator":
         source = TrafficSimulator(
             load_segments(),
@@ -259,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     _simulation_args(flood)
     cams = csub.add_parser("cctv-simulator", help="camera analytics events")
     _simulation_args(cams)
+    _simulation_args(csub.add_parser("waste-simulator", help="garbage trucks of DLH"))
     traffic = csub.add_parser("traffic-simulator", help="traffic detectors on Semarang's roads")
     _simulation_args(traffic)
     csub.add_parser("mqtt-bridge", help="bridge MQTT semarang/flood/<station>/<kind> to Kafka")

@@ -28,6 +28,7 @@ from schemas.catalog import (
     FLOOD_REPORTS,
     GAUGE_READINGS,
     TRAFFIC_OBSERVATIONS,
+    TRUCK_POSITIONS,
     VEHICLE_POSITIONS,
 )
 from schemas.cctv import load_cameras
@@ -36,6 +37,7 @@ from schemas.settings import Settings
 from schemas.spatial import gazetteer
 from schemas.traffic import load_segments
 from schemas.warehouse import Warehouse
+from schemas.waste import load_sites
 from sitroom.kafka_admin import broker_reachable, cluster_id
 from streams.agents import FaustProducer, consumer_highwater, register_pipeline
 from streams.app import create_app
@@ -48,6 +50,7 @@ from streams.sink import ClickHouseSink
 from streams.traffic_logic import traffic_pipeline
 from streams.transit_logic import TransitRules
 from streams.transit_stream import transit_pipeline
+from streams.waste_logic import waste_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -149,12 +152,16 @@ class WorkerService:
             producer,
             highwater,
         )
+        waste = waste_pipeline(
+            self.settings, book, load_sites(), sink(), checkpoints, producer, highwater
+        )
         tick_s = max(1.0, self.settings.window_idle_close_s / 3)
         register_pipeline(app, self.settings, transit, [VEHICLE_POSITIONS], tick_s)
         register_pipeline(app, self.settings, flood, [GAUGE_READINGS, FLOOD_REPORTS], tick_s)
         register_pipeline(app, self.settings, traffic, [TRAFFIC_OBSERVATIONS], tick_s)
         register_pipeline(app, self.settings, cctv, [CAMERA_EVENTS], tick_s)
-        self.pipelines = [transit, flood, traffic, cctv]
+        register_pipeline(app, self.settings, waste, [TRUCK_POSITIONS], tick_s)
+        self.pipelines = [transit, flood, traffic, cctv, waste]
         self.app = app
         await app.start()
         self._commands = asyncio.create_task(

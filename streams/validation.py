@@ -69,18 +69,20 @@ def future_problem(ts: datetime, now: datetime, max_future_s: float) -> tuple[Re
     return None
 
 
+def check_point(
+    lon: float,
+    lat: float,
+    ts: datetime,
+    area: BoundingBox | None,
+    now: datetime,
+    max_future_s: float,
+) -> tuple[Reason, str] | None:
+    if area is not None and not area.contains(lon, lat):
+        return Reason.OUTSIDE_SERVICE_AREA, f"lon={lon} lat={lat} outside {area.model_dump()}"
+    return future_problem(ts, now, max_future_s)
+
+
 def check_position(
     pos: VehiclePosition, area: BoundingBox | None, now: datetime, max_future_s: float
 ) -> tuple[Reason, str] | None:
-    if area is not None and not area.contains(pos.lon, pos.lat):
-        return (
-            Reason.OUTSIDE_SERVICE_AREA,
-            f"lon={pos.lon} lat={pos.lat} outside {area.model_dump()}",
-        )
-    ahead = (pos.timestamp - now.astimezone(UTC)).total_seconds()
-    if ahead > max_future_s:
-        return (
-            Reason.FUTURE_TIMESTAMP,
-            f"timestamp {pos.timestamp.isoformat()} is {ahead:.0f}s ahead",
-        )
-    return None
+    return check_point(pos.lon, pos.lat, pos.timestamp, area, now, max_future_s)

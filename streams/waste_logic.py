@@ -1,0 +1,146 @@
+"""Garbage trucks: kilometres (from good fixes only), geofence enter/exit, trips to the
+TPA, daily totals per truck (local day), and an alarm for trucks standing too long away
+from their sites."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from schemas import clickhouse_ddl as ddl
+from schemas.alarm_rules import RuleBook
+from schemas.geo import haversine_m
+from schemas.settings import Settings
+from schemas.waste import SiteKind, SiteRegistry, TruckPosition
+from streams.alarm_engine import AlarmEngine, Context, EngineState
+from streams.checkpoints import Checkpoints
+from streams.pipeline import Emitted, Message, Pipeline, Producer, StateKey
+from streams.sink import BaseSink
+from streams.speed import Anchor, FixQuality, SpeedRules, observe
+from streams.validation import Rejection, check_point, decode_many
+
+TRUCK_IDLE = "truck_idle"
+
+
+@dataclass
+class Truck:
+    anchor: Anchor | None = None
+    day: str = ""
+    km: float = 0.0
+    tpa_trips: int = 0
+    fixes: int = 0
+    inside: list[str] = field(default_factory=list)
+    still_since: float | None = None
+
+
+@dataclass
+class WasteState:
+    offset: int = -1
+    trucks: dict[str, Truck] = field(default_factory=dict)
+    alarms: EngineState = field(default_factory=EngineState)
+
+
+class WastePartition:
+    def __init__(
+        self, settings: Settings, book: RuleBook, sites: SiteRegistry, saved: bytes | None = None
+    ) -> None:
+        self.settings = settings
+        self.cfg = book.waste
+        self.sites = sites.sites
+        self.speed_rules = SpeedRules(max_plausible_kmh=settings.max_plausible_speed_kmh)
+        self.state = msgspec.json.decode(saved, type=WasteState) if saved else WasteState()
+        self.alarms = AlarmEngine(book, self.state.alarms)
+
+    def offset(self, topic: str) -> int:
+        return self.state.offset
+
+    def dumps(self) -> bytes:
+        return msgspec.json.encode(self.state)
+
+    def tick(self, now: datetime, idle_for_s: float, out: Emitted) -> bool:
+        return False
+
+    def handle(self, msg: Message, now: datetime, out: Emitted) -> tuple[int, list[Rejection]]:
+        fixes, rejections = decode_many(msg.value, TruckPosition)
+        seen = len(fixes) + len(rejections)
+        touched: set[str] = set()
+        for fix in sorted(fixes, key=lambda f: f.timestamp):
+            problem = check_point(
+                fix.lon,
+                fix.lat,
+                fix.timestamp,
+                self.settings.service_area,
+                now,
+                self.settings.max_future_s,
+            )
+            if problem:
+                rejections.append(Rejection(problem[0], problem[1], fix.model_dump_json().encode()))
+                continue
+            self._apply(fix, out)
+            touched.add(fix.truck_id)
+        out.add(ddl.TRUCK_DAILY, ddl.DAILY_COLUMNS, [self._daily(t, now) for t in sorted(touched)])
+        self.state.offset = msg.offset
+        return seen, rejections
+
+    def _daily(self, truck_id: str, now: datetime) -> tuple[Any, ...]:
+        t = self.state.trucks[truck_id]
+        return (
+            truck_id,
+            datetime.fromisoformat(t.day).date(),
+            round(t.km, 3),
+            t.tpa_trips,
+            t.fixes,
+            now,
+        )
+
+    def _apply(self, fix: TruckPosition, out: Emitted) -> None:
+        t = self.state.trucks.setdefault(fix.truck_id, Truck())
+        ts = fix.timestamp.timestamp()
+        day = (fix.timestamp + timedelta(hours=self.cfg.timezone_offset_h)).date().isoformat()
+        if day != t.day:
+            t.day, t.km, t.tpa_trips, t.fixes = day, 0.0, 0, 0
+        previous = t.anchor
+        t.anchor, obs = observe(t.anchor, ts, fix.lat, fix.lon, fix.speed_kmh, self.speed_rules)
+        if obs.quality in (FixQuality.BAD, FixQuality.STALE):
+            return
+        t.fixes += 1
+        if obs.quality is FixQuality.OK and previous is not None and obs.interval_s is not None:
+            t.km += haversine_m(previous.lat, previous.lon, fix.lat, fix.lon) / 1000
+        inside = [
+            s.id for s in self.sites if haversine_m(s.lat, s.lon, fix.lat, fix.lon) <= s.radius_m
+        ]
+        kinds = {s.id: s.kind for s in self.sites}
+        rows = [
+            (fix.truck_id, fix.timestamp, sid, kinds[sid].value, "exit")
+            for sid in t.inside
+            if sid not in inside
+        ]
+        for sid in inside:
+            if sid not in t.inside:
+                rows.append((fix.truck_id, fix.timestamp, sid, kinds[sid].value, "enter"))
+                if kinds[sid] is SiteKind.TPA:
+                    t.tpa_trips += 1
+        t.inside = inside
+        out.add(ddl.GEOFENCE_EVENTS, ddl.GEOFENCE_COLUMNS, rows)
+        standing = obs.speed_kmh is not None and obs.speed_kmh < self.cfg.idle_speed_kmh
+        t.still_since = (t.still_since or ts) if standing and not inside else None
+        minutes = (ts - t.still_since) / 60 if t.still_since is not None else 0.0
+        context: Context = {"lat": fix.lat, "lon": fix.lon}
+        out.alarms.extend(self.alarms.observe(TRUCK_IDLE, fix.truck_id, ts, minutes, context))
+
+
+def waste_pipeline(
+    settings: Settings, book: RuleBook, sites: SiteRegistry, sink: BaseSink, checkpoints: Checkpoints,
+    producer: Producer, highwater: Callable[[str, int], int | None] | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Pipeline:  # fmt: skip
+    def factory(key: StateKey, saved: bytes | None) -> WastePartition:
+        return WastePartition(settings, book, sites, saved)
+
+    return Pipeline(
+        "waste", settings, sink, checkpoints, producer, factory, highwater=highwater, clock=clock
+    )
