@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 
@@ -42,3 +44,35 @@ async def run_source(source: Source, publisher: KafkaPublisher) -> int:
         total += await publisher.publish(source.topic, batch, source.key)
     log.info("source finished", extra={"connector": source.name, "events": total})
     return total
+
+
+class TickSource(Source):
+    """A simulator: a batch of events for every interval of simulated time, either paced
+    by the wall clock or as fast as the broker takes them (replays, tests, benchmarks)."""
+
+    interval_s: float
+    start: float
+    duration_s: float | None
+    realtime: bool
+
+    def _clock(
+        self, interval_s: float, start: float | None, duration_s: float | None, realtime: bool
+    ) -> None:
+        self.interval_s = interval_s
+        self.start = time.time() if start is None else start
+        self.duration_s = duration_s
+        self.realtime = realtime
+
+    @abstractmethod
+    def events_at(self, t: float) -> Sequence[BaseModel]:
+        """The events of simulated time ``t`` (the clock advances by ``interval_s``)."""
+
+    async def batches(self, publisher: KafkaPublisher) -> AsyncIterator[Sequence[BaseModel]]:
+        t = self.start
+        while self.duration_s is None or t - self.start < self.duration_s:
+            if self.realtime and (delay := t - time.time()) > 0:
+                await asyncio.sleep(delay)
+            yield self.events_at(t)
+            t += self.interval_s
+            if not self.realtime:
+                await asyncio.sleep(0)  # let consumers and timers of this process run

@@ -9,19 +9,16 @@ detects with what really happened.
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import math
 import random
-import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
-from connectors.base import Source
-from connectors.publisher import KafkaPublisher
+from connectors.base import TickSource
 from connectors.trans_semarang_routes import CORRIDORS, STOP_SPACING_M, Corridor
 from schemas.catalog import VEHICLE_POSITIONS
 from schemas.geo import bearing_deg, haversine_m, offset_m
@@ -79,7 +76,7 @@ class Bus:
     last_stop_index: int = field(default=-1)
 
 
-class BrtSimulator(Source):
+class BrtSimulator(TickSource):
     name = "brt-simulator"
     topic = VEHICLE_POSITIONS
 
@@ -94,10 +91,7 @@ class BrtSimulator(Source):
         corridors: Sequence[Corridor] = CORRIDORS,
     ) -> None:
         self.rng = random.Random(seed)
-        self.interval_s = interval_s
-        self.realtime = realtime
-        self.start = time.time() if start is None else start
-        self.duration_s = duration_s
+        self._clock(interval_s, start, duration_s, realtime)
         self.truth: list[SpeedingStretch] = []
         self.buses: list[Bus] = []
         for corridor in corridors:
@@ -192,14 +186,5 @@ class BrtSimulator(Source):
             out.append(self._report(bus, t))
         return out
 
-    async def batches(self, publisher: KafkaPublisher) -> AsyncIterator[Sequence[BaseModel]]:
-        t = self.start
-        while self.duration_s is None or t - self.start < self.duration_s:
-            if self.realtime:
-                delay = t - time.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            yield self.tick(t, self.interval_s)
-            t += self.interval_s
-            if not self.realtime:
-                await asyncio.sleep(0)
+    def events_at(self, t: float) -> list[VehiclePosition]:
+        return self.tick(t, self.interval_s)

@@ -8,18 +8,14 @@ low-confidence "vandalism" that is nothing. The scripted incidents are in
 
 from __future__ import annotations
 
-import asyncio
 import random
 import string
-import time
-from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
-from connectors.base import Source
-from connectors.publisher import KafkaPublisher
+from connectors.base import TickSource
 from schemas.catalog import CAMERA_EVENTS
 from schemas.cctv import CameraEvent, CameraRegistry, EventKind
 
@@ -33,18 +29,15 @@ class Scripted:
     confidence: tuple[float, float]
 
 
-class CctvSimulator(Source):
+class CctvSimulator(TickSource):
     name = "cctv-simulator"
     topic = CAMERA_EVENTS
 
     def __init__(self, registry: CameraRegistry, seed: int = 7, interval_s: float = 30.0,
                  start: float | None = None, duration_s: float | None = None, realtime: bool = True) -> None:  # fmt: skip
         self.rng = random.Random(seed)
+        self._clock(interval_s, start, duration_s, realtime)
         self.cameras = registry.cameras
-        self.interval_s = interval_s
-        self.start = time.time() if start is None else start
-        self.duration_s = duration_s
-        self.realtime = realtime
         s = self.start
         self.truth = [
             Scripted("CAM-PASARJOHAR", EventKind.FIRE_SMOKE, s + 60, s + 360, (0.7, 0.95)),
@@ -77,12 +70,5 @@ class CctvSimulator(Source):
                                        timestamp=at, people=people, source=self.name))  # fmt: skip
         return out
 
-    async def batches(self, publisher: KafkaPublisher) -> AsyncIterator[Sequence[BaseModel]]:
-        t = self.start
-        while self.duration_s is None or t - self.start < self.duration_s:
-            if self.realtime and (delay := t - time.time()) > 0:
-                await asyncio.sleep(delay)
-            yield self.tick(t)
-            t += self.interval_s
-            if not self.realtime:
-                await asyncio.sleep(0)
+    def events_at(self, t: float) -> list[CameraEvent]:
+        return self.tick(t)

@@ -7,18 +7,14 @@ in :attr:`TrafficSimulator.truth`.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import random
-import time
-from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
-from connectors.base import Source
-from connectors.publisher import KafkaPublisher
+from connectors.base import TickSource
 from schemas.catalog import TRAFFIC_OBSERVATIONS
 from schemas.traffic import Segment, SegmentRegistry, TrafficObservation
 
@@ -42,7 +38,7 @@ def rush_factor(ts: float) -> float:
     return max(0.35, night - 0.45 * max(morning, evening))
 
 
-class TrafficSimulator(Source):
+class TrafficSimulator(TickSource):
     name = "traffic-simulator"
     topic = TRAFFIC_OBSERVATIONS
 
@@ -58,11 +54,8 @@ class TrafficSimulator(Source):
         incident_s: float = 1500.0,
     ) -> None:
         self.rng = random.Random(seed)
+        self._clock(interval_s, start, duration_s, realtime)
         self.segments: list[Segment] = registry.segments
-        self.interval_s = interval_s
-        self.start = time.time() if start is None else start
-        self.duration_s = duration_s
-        self.realtime = realtime
         begin = self.start + incident_delay_s
         self.truth = [Incident("KALIGAWE-RAYA", begin, begin + incident_s)]
 
@@ -88,12 +81,5 @@ class TrafficSimulator(Source):
     def tick(self, t: float) -> list[TrafficObservation]:
         return [self.observe(seg, t) for seg in self.segments]
 
-    async def batches(self, publisher: KafkaPublisher) -> AsyncIterator[Sequence[BaseModel]]:
-        t = self.start
-        while self.duration_s is None or t - self.start < self.duration_s:
-            if self.realtime and (delay := t - time.time()) > 0:
-                await asyncio.sleep(delay)
-            yield self.tick(t)
-            t += self.interval_s
-            if not self.realtime:
-                await asyncio.sleep(0)
+    def events_at(self, t: float) -> list[TrafficObservation]:
+        return self.tick(t)

@@ -4,18 +4,14 @@ of an hour. The breakdown is in :attr:`WasteSimulator.truth`."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import random
-import time
-from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
-from connectors.base import Source
-from connectors.publisher import KafkaPublisher
+from connectors.base import TickSource
 from schemas.catalog import TRUCK_POSITIONS
 from schemas.geo import haversine_m
 from schemas.waste import Site, SiteKind, SiteRegistry, TruckPosition
@@ -38,18 +34,15 @@ class Leg:
     leave: float
 
 
-class WasteSimulator(Source):
+class WasteSimulator(TickSource):
     name = "waste-simulator"
     topic = TRUCK_POSITIONS
 
     def __init__(self, registry: SiteRegistry, seed: int = 7, trucks: int = 6, interval_s: float = 30.0,
                  start: float | None = None, duration_s: float | None = None, realtime: bool = True) -> None:  # fmt: skip
         self.rng = random.Random(seed)
+        self._clock(interval_s, start, duration_s, realtime)
         self.sites = registry.sites
-        self.interval_s = interval_s
-        self.start = time.time() if start is None else start
-        self.duration_s = duration_s
-        self.realtime = realtime
         depots = [s for s in self.sites if s.kind is SiteKind.DEPOT]
         transfers = [s for s in self.sites if s.kind is SiteKind.TRANSFER]
         tpa = next(s for s in self.sites if s.kind is SiteKind.TPA)
@@ -112,12 +105,5 @@ class WasteSimulator(Source):
                                      speed_kmh=round(speed, 1), source=self.name))  # fmt: skip
         return out
 
-    async def batches(self, publisher: KafkaPublisher) -> AsyncIterator[Sequence[BaseModel]]:
-        t = self.start
-        while self.duration_s is None or t - self.start < self.duration_s:
-            if self.realtime and (delay := t - time.time()) > 0:
-                await asyncio.sleep(delay)
-            yield self.tick(t)
-            t += self.interval_s
-            if not self.realtime:
-                await asyncio.sleep(0)
+    def events_at(self, t: float) -> list[TruckPosition]:
+        return self.tick(t)
