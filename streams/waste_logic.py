@@ -15,6 +15,7 @@ from schemas import clickhouse_ddl as ddl
 from schemas.alarm_rules import RuleBook
 from schemas.geo import haversine_m
 from schemas.settings import Settings
+from schemas.spatial import gazetteer
 from schemas.waste import SiteKind, SiteRegistry, TruckPosition
 from streams.alarm_engine import AlarmEngine, Context, EngineState
 from streams.checkpoints import Checkpoints
@@ -51,6 +52,7 @@ class WastePartition:
         self.settings = settings
         self.cfg = book.waste
         self.sites = sites.sites
+        self.gazetteer = gazetteer()
         self.speed_rules = SpeedRules(max_plausible_kmh=settings.max_plausible_speed_kmh)
         self.state = msgspec.json.decode(saved, type=WasteState) if saved else WasteState()
         self.alarms = AlarmEngine(book, self.state.alarms)
@@ -130,6 +132,8 @@ class WastePartition:
         t.still_since = (t.still_since or ts) if standing and not inside else None
         minutes = (ts - t.still_since) / 60 if t.still_since is not None else 0.0
         context: Context = {"lat": fix.lat, "lon": fix.lon}
+        if minutes:
+            context["kecamatan"] = self.gazetteer.kecamatan.at(fix.lon, fix.lat)
         out.alarms.extend(self.alarms.observe(TRUCK_IDLE, fix.truck_id, ts, minutes, context))
 
 
