@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.commands import KafkaEventPublisher
 from api.metrics import observe_requests
-from api.routers import alarms, cctv, flood, health, layers, traffic, transit, waste
+from api.routers import alarms, cctv, flood, health, layers, situation, traffic, transit, waste
 from schemas.settings import Settings
 from schemas.warehouse import Warehouse
 
@@ -38,6 +38,7 @@ def create_api(
     app.include_router(traffic.router)
     app.include_router(cctv.router)
     app.include_router(waste.router)
+    app.include_router(situation.router)
     app.include_router(layers.router)
 
     @app.get("/metrics", include_in_schema=False)

@@ -1,0 +1,107 @@
+"""The situation overview: one call with the live state of every domain."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from api.deps import WarehouseDep, run_query, utc
+from schemas import clickhouse_ddl as ddl
+
+router = APIRouter(prefix="/v1", tags=["situation"])
+
+# Each source: the table that receives its events and the column holding their time.
+SOURCES: dict[str, tuple[str, str]] = {
+    "transit.vehicle-positions": (ddl.POSITIONS, "ts"),
+    "flood.gauge-readings": (ddl.GAUGE_READINGS, "ts"),
+    "flood.citizen-reports": (ddl.FLOOD_REPORTS, "ts"),
+    "traffic.observations": (ddl.TRAFFIC_5M, "window_start + INTERVAL 5 MINUTE"),
+    "cctv.events": (ddl.CCTV_EVENTS, "ts"),
+    "waste.truck-positions": (ddl.TRUCK_DAILY, "updated_at"),
+}
+
+
+class Freshness(BaseModel):
+    source: str
+    last_event_at: datetime | None
+    age_s: float | None
+
+
+class Situation(BaseModel):
+    generated_at: datetime
+    active_alarms: dict[str, dict[str, int]]
+    counts: dict[str, dict[str, Any]]
+    freshness: list[Freshness]
+
+
+async def _scalar(warehouse: WarehouseDep, sql: str) -> Any:
+    rows = await run_query(warehouse, sql)
+    return next(iter(rows[0].values())) if rows else None
+
+
+@router.get(
+    "/situation", response_model=Situation, summary="Live state of every domain in one call"
+)
+async def situation(warehouse: WarehouseDep) -> Situation:
+    now = datetime.now(UTC)
+    alarms: dict[str, dict[str, int]] = {}
+    for r in await run_query(
+        warehouse,
+        f"SELECT domain, severity, count() AS n FROM {ddl.ALARMS} FINAL WHERE state != 'cleared' GROUP BY domain, severity",
+    ):
+        alarms.setdefault(r["domain"] or "unknown", {})[r["severity"]] = int(r["n"])
+    freshness = []
+    for source, (table, column) in SOURCES.items():
+        last = utc(
+            await _scalar(warehouse, f"SELECT max({column}) FROM {table} HAVING count() > 0")
+        )
+        freshness.append(
+            Freshness(
+                source=source,
+                last_event_at=last,
+                age_s=(now - last).total_seconds() if last else None,
+            )
+        )
+    flood = {r["status"]: int(r["n"]) for r in await run_query(
+        warehouse, f"SELECT status, count() AS n FROM {ddl.FLOOD_STATUS} FINAL GROUP BY status")}  # fmt: skip
+    traffic = {r["congestion"]: int(r["n"]) for r in await run_query(
+        warehouse,
+        f"SELECT congestion, count() AS n FROM (SELECT segment_id, argMax(congestion, window_start) AS congestion"
+        f" FROM {ddl.TRAFFIC_5M} GROUP BY segment_id) GROUP BY congestion")}  # fmt: skip
+    counts = {
+        "transit": {
+            "vehicles_last_10_min": int(
+                await _scalar(
+                    warehouse,
+                    f"SELECT uniqExact(vehicle_id) FROM {ddl.POSITIONS}"
+                    f" WHERE ts > (SELECT max(ts) FROM {ddl.POSITIONS}) - INTERVAL 10 MINUTE",
+                )
+                or 0
+            )
+        },
+        "flood": {"kecamatan_by_status": flood},
+        "traffic": {"segments_by_congestion": traffic},
+        "cctv": {
+            "open_incidents": int(
+                await _scalar(
+                    warehouse,
+                    f"SELECT count() FROM {ddl.CCTV_INCIDENTS} FINAL WHERE state = 'open'",
+                )
+                or 0
+            )
+        },
+        "waste": {
+            "tpa_trips_last_day": int(
+                await _scalar(
+                    warehouse,
+                    f"SELECT sum(tpa_trips) FROM {ddl.TRUCK_DAILY} FINAL"
+                    f" WHERE day = (SELECT max(day) FROM {ddl.TRUCK_DAILY})",
+                )
+                or 0
+            )
+        },
+    }
+    return Situation(generated_at=now, active_alarms=alarms, counts=counts, freshness=freshness)
