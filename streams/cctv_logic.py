@@ -18,9 +18,10 @@ from schemas.settings import Settings
 from schemas.spatial import Gazetteer
 from streams.alarm_engine import AlarmEngine, Context, EngineState
 from streams.checkpoints import Checkpoints
-from streams.pipeline import Emitted, Message, Pipeline, Producer, StateKey
+from streams.partition import ItemPartition
+from streams.pipeline import Emitted, Pipeline, Producer, StateKey
 from streams.sink import BaseSink
-from streams.validation import Rejection, decode_many, future_problem
+from streams.validation import future_problem
 
 
 @dataclass
@@ -44,7 +45,9 @@ def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
-class CctvPartition:
+class CctvPartition(ItemPartition[CameraEvent]):
+    model = CameraEvent
+
     def __init__(self, settings: Settings, book: RuleBook, registry: CameraRegistry,
                  gazetteer: Gazetteer, saved: bytes | None = None) -> None:  # fmt: skip
         self.settings = settings
@@ -57,21 +60,8 @@ class CctvPartition:
         self.state = msgspec.json.decode(saved, type=CctvState) if saved else CctvState()
         self.alarms = AlarmEngine(book, self.state.alarms)
 
-    def offset(self, topic: str) -> int:
-        return self.state.offset
-
-    def dumps(self) -> bytes:
-        return msgspec.json.encode(self.state)
-
-    def handle(self, msg: Message, now: datetime, out: Emitted) -> tuple[int, list[Rejection]]:
-        events, rejections = decode_many(msg.value, CameraEvent)
-        seen = len(events) + len(rejections)
-        for ev in sorted(events, key=lambda e: e.timestamp):
-            problem = self._apply(ev, now, out)
-            if problem:
-                rejections.append(Rejection(problem[0], problem[1], ev.model_dump_json().encode()))
-        self.state.offset = msg.offset
-        return seen, rejections
+    def order(self, items: list[CameraEvent]) -> list[CameraEvent]:
+        return sorted(items, key=lambda e: e.timestamp)
 
     def _context(self, camera_id: str, kind: str) -> Context:
         cam = self.cameras[camera_id]
@@ -98,7 +88,7 @@ class CctvPartition:
             )
         )
 
-    def _apply(self, ev: CameraEvent, now: datetime, out: Emitted) -> tuple[Reason, str] | None:
+    def apply(self, ev: CameraEvent, now: datetime, out: Emitted) -> tuple[Reason, str] | None:
         if ev.camera_id not in self.cameras:
             return Reason.UNKNOWN_ENTITY, f"unknown camera {ev.camera_id!r}"
         future = future_problem(ev.timestamp, now, self.settings.max_future_s)

@@ -19,9 +19,10 @@ from schemas.traffic import SegmentRegistry, TrafficObservation
 from streams.alarm_engine import AlarmEngine, Context, EngineState
 from streams.checkpoints import Checkpoints
 from streams.metrics import LATE_EVENTS
-from streams.pipeline import Emitted, Message, Pipeline, Producer, StateKey
+from streams.partition import ItemPartition
+from streams.pipeline import Emitted, Pipeline, Producer, StateKey
 from streams.sink import BaseSink
-from streams.validation import Rejection, decode_many, future_problem
+from streams.validation import future_problem
 from streams.windows import WindowClock, Windows
 
 CONGESTION = "congestion"
@@ -45,7 +46,9 @@ class TrafficState:
     alarms: EngineState = field(default_factory=EngineState)
 
 
-class TrafficPartition:
+class TrafficPartition(ItemPartition[TrafficObservation]):
+    model = TrafficObservation
+
     def __init__(self, settings: Settings, book: RuleBook, registry: SegmentRegistry,
                  gazetteer: Gazetteer, saved: bytes | None = None) -> None:  # fmt: skip
         self.settings = settings
@@ -60,23 +63,9 @@ class TrafficPartition:
         self.state.clock.lateness_s = settings.window_allowed_lateness_s
         self.alarms = AlarmEngine(book, self.state.alarms)
 
-    def offset(self, topic: str) -> int:
-        return self.state.offset
-
-    def dumps(self) -> bytes:
-        return msgspec.json.encode(self.state)
-
-    def handle(self, msg: Message, now: datetime, out: Emitted) -> tuple[int, list[Rejection]]:
-        observations, rejections = decode_many(msg.value, TrafficObservation)
-        seen = len(observations) + len(rejections)
-        for ob in observations:
-            problem = self._apply(ob, now)
-            if problem:
-                rejections.append(Rejection(problem[0], problem[1], ob.model_dump_json().encode()))
-        self.state.offset = msg.offset
-        return seen, rejections
-
-    def _apply(self, ob: TrafficObservation, now: datetime) -> tuple[Reason, str] | None:
+    def apply(
+        self, ob: TrafficObservation, now: datetime, out: Emitted
+    ) -> tuple[Reason, str] | None:
         if ob.segment_id not in self.segments:
             return Reason.UNKNOWN_ENTITY, f"unknown segment {ob.segment_id!r}"
         future = future_problem(ob.timestamp, now, self.settings.max_future_s)

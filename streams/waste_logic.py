@@ -13,16 +13,18 @@ import msgspec
 
 from schemas import clickhouse_ddl as ddl
 from schemas.alarm_rules import RuleBook
+from schemas.deadletter import Reason
 from schemas.geo import haversine_m
 from schemas.settings import Settings
 from schemas.spatial import gazetteer
 from schemas.waste import SiteKind, SiteRegistry, TruckPosition
 from streams.alarm_engine import AlarmEngine, Context, EngineState
 from streams.checkpoints import Checkpoints
-from streams.pipeline import Emitted, Message, Pipeline, Producer, StateKey
+from streams.partition import ItemPartition
+from streams.pipeline import Emitted, Pipeline, Producer, StateKey
 from streams.sink import BaseSink
 from streams.speed import Anchor, FixQuality, SpeedRules, observe
-from streams.validation import Rejection, check_point, decode_many
+from streams.validation import check_point
 
 TRUCK_IDLE = "truck_idle"
 
@@ -45,7 +47,9 @@ class WasteState:
     alarms: EngineState = field(default_factory=EngineState)
 
 
-class WastePartition:
+class WastePartition(ItemPartition[TruckPosition]):
+    model = TruckPosition
+
     def __init__(
         self, settings: Settings, book: RuleBook, sites: SiteRegistry, saved: bytes | None = None
     ) -> None:
@@ -57,36 +61,25 @@ class WastePartition:
         self.state = msgspec.json.decode(saved, type=WasteState) if saved else WasteState()
         self.alarms = AlarmEngine(book, self.state.alarms)
 
-    def offset(self, topic: str) -> int:
-        return self.state.offset
+    def order(self, items: list[TruckPosition]) -> list[TruckPosition]:
+        return sorted(items, key=lambda f: f.timestamp)
 
-    def dumps(self) -> bytes:
-        return msgspec.json.encode(self.state)
-
-    def tick(self, now: datetime, idle_for_s: float, out: Emitted) -> bool:
-        return False
-
-    def handle(self, msg: Message, now: datetime, out: Emitted) -> tuple[int, list[Rejection]]:
-        fixes, rejections = decode_many(msg.value, TruckPosition)
-        seen = len(fixes) + len(rejections)
-        touched: set[str] = set()
-        for fix in sorted(fixes, key=lambda f: f.timestamp):
-            problem = check_point(
-                fix.lon,
-                fix.lat,
-                fix.timestamp,
-                self.settings.service_area,
-                now,
-                self.settings.max_future_s,
-            )
-            if problem:
-                rejections.append(Rejection(problem[0], problem[1], fix.model_dump_json().encode()))
-                continue
+    def apply(self, fix: TruckPosition, now: datetime, out: Emitted) -> tuple[Reason, str] | None:
+        problem = check_point(
+            fix.lon,
+            fix.lat,
+            fix.timestamp,
+            self.settings.service_area,
+            now,
+            self.settings.max_future_s,
+        )
+        if problem is None:
             self._apply(fix, out)
-            touched.add(fix.truck_id)
-        out.add(ddl.TRUCK_DAILY, ddl.DAILY_COLUMNS, [self._daily(t, now) for t in sorted(touched)])
-        self.state.offset = msg.offset
-        return seen, rejections
+        return problem
+
+    def after(self, applied: list[TruckPosition], now: datetime, out: Emitted) -> None:
+        trucks = sorted({f.truck_id for f in applied})
+        out.add(ddl.TRUCK_DAILY, ddl.DAILY_COLUMNS, [self._daily(t, now) for t in trucks])
 
     def _daily(self, truck_id: str, now: datetime) -> tuple[Any, ...]:
         t = self.state.trucks[truck_id]
