@@ -10,6 +10,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api.commands import KafkaEventPublisher
 from api.metrics import observe_requests
 from api.routers import alarms, cctv, flood, health, layers, situation, traffic, transit, waste
+from api.routers.prices import router as prices_router
+from api.routers.procurement import router as procurement_router
+from api.routers.reports import router as reports_router
 from schemas.settings import Settings
 from schemas.warehouse import Warehouse
 
@@ -38,8 +41,11 @@ def create_api(
     app.include_router(traffic.router)
     app.include_router(cctv.router)
     app.include_router(waste.router)
+    app.include_router(prices_router)
+    app.include_router(procurement_router)
     app.include_router(situation.router)
     app.include_router(layers.router)
+    app.include_router(reports_router)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from connectors.publisher import KafkaPublisher
 from schemas.catalog import TopicSpec
+from schemas.sources import ConnectorState
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ async def run_source(source: Source, publisher: KafkaPublisher) -> int:
     total = 0
     async for batch in source.batches(publisher):
         total += await publisher.publish(source.topic, batch, source.key)
+    publisher.state = ConnectorState.FINISHED
     log.info("source finished", extra={"connector": source.name, "events": total})
     return total
 

@@ -8,17 +8,23 @@ per-message cost downstream.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
+import socket
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 from pydantic import BaseModel
 
 from connectors.metrics import LAST_EVENT, PUBLISHED, REJECTED
-from schemas.catalog import DEAD_LETTER, TopicSpec
+from schemas.catalog import DEAD_LETTER, SOURCE_HEARTBEATS, TopicSpec
+from schemas.sources import ConnectorState, SourceHeartbeat
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +40,20 @@ def encode_batch(events: Sequence[BaseModel]) -> bytes:
 
 
 class KafkaPublisher:
-    def __init__(self, bootstrap: str, connector: str) -> None:
+    """Publishes a connector's events; with ``heartbeat_s`` it also reports, on
+    ``sitroom.source-heartbeats``, that the connector is alive and when it last published,
+    so a silent source raises an alarm even when its process is gone."""
+
+    def __init__(self, bootstrap: str, connector: str, heartbeat_s: float | None = None) -> None:
         self.connector = connector
+        self.heartbeat_s = heartbeat_s
+        self.state = ConnectorState.RUNNING
+        self.events_total = 0
+        self.last_event_at: datetime | None = None
+        self._started_at = datetime.now(UTC)
+        self._instance = f"{socket.gethostname()}:{os.getpid()}:{id(self) % 10_000:04d}"
+        self._topics: set[str] = set()
+        self._beating: asyncio.Task[None] | None = None
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
             acks="all",
@@ -47,9 +65,48 @@ class KafkaPublisher:
 
     async def start(self) -> None:
         await self._producer.start()
+        if self.heartbeat_s:
+            await self.heartbeat()
+            self._beating = asyncio.create_task(self._beat(), name=f"{self.connector}-heartbeat")
 
     async def stop(self) -> None:
+        if self._beating is not None:
+            self._beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._beating
+            if self.state is ConnectorState.RUNNING:
+                self.state = ConnectorState.STOPPED
+            # The last word of a connector: without it the room cannot tell a replay that
+            # finished from one that died.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.heartbeat(), 5.0)
         await self._producer.stop()
+
+    async def heartbeat(self) -> None:
+        beat = SourceHeartbeat(
+            connector=self.connector,
+            instance=self._instance,
+            at=datetime.now(UTC),
+            state=self.state,
+            topics=sorted(self._topics),
+            events_total=self.events_total,
+            last_event_at=self.last_event_at,
+            started_at=self._started_at,
+        )
+        await self._producer.send_and_wait(
+            SOURCE_HEARTBEATS.name, beat.model_dump_json().encode(), key=self.connector.encode()
+        )
+
+    async def _beat(self) -> None:
+        assert self.heartbeat_s
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            try:
+                await self.heartbeat()
+            except Exception as exc:  # a missed beat is not worth stopping the connector for
+                log.warning(
+                    "heartbeat failed", extra={"connector": self.connector, "error": str(exc)}
+                )
 
     async def _partition_count(self, topic: str) -> int:
         if topic not in self._partitions:
@@ -87,6 +144,9 @@ class KafkaPublisher:
             await fut
         PUBLISHED.labels(self.connector, spec.name).inc(len(events))
         LAST_EVENT.labels(self.connector).set(time.time())
+        self.events_total += len(events)
+        self.last_event_at = datetime.now(UTC)
+        self._topics.add(spec.name)
         return len(events)
 
     async def dead_letter(self, raw: bytes, reason: str, detail: str, source: str) -> None:

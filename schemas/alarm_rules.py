@@ -13,6 +13,9 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from schemas.alarms import Severity
+from schemas.prices import PricesConfig
+from schemas.procurement import ProcurementConfig
+from schemas.reports import ReportsConfig
 
 DEFAULT_RULES = Path(__file__).with_name("alarm_rules.toml")
 
@@ -114,6 +117,19 @@ class WasteConfig(BaseModel):
     timezone_offset_h: float = Field(7.0, description="daily totals are per local day (WIB)")
 
 
+class SourcesConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    default_silent_after_s: float = Field(
+        120.0, gt=0, description="a running source with no event for this long is silent"
+    )
+    # Per connector name: sources that publish rarely by nature (daily prices, reports).
+    silent_after_s: dict[str, float] = Field(default_factory=dict)
+
+    def limit_for(self, connector: str) -> float:
+        return self.silent_after_s.get(connector, self.default_silent_after_s)
+
+
 class RuleBook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -123,6 +139,10 @@ class RuleBook(BaseModel):
     traffic: TrafficConfig = Field(default_factory=TrafficConfig)
     cctv: CctvConfig = Field(default_factory=CctvConfig)
     waste: WasteConfig = Field(default_factory=WasteConfig)
+    procurement: ProcurementConfig = Field(default_factory=ProcurementConfig)
+    prices: PricesConfig = Field(default_factory=PricesConfig)
+    sources: SourcesConfig = Field(default_factory=SourcesConfig)
+    reports: ReportsConfig = Field(default_factory=ReportsConfig)
 
     @model_validator(mode="after")
     def _unique(self) -> RuleBook:

@@ -9,6 +9,10 @@ from pydantic import BaseModel
 from schemas.alarms import Alarm, AlarmCommand
 from schemas.cctv import CameraEvent
 from schemas.flood import FloodReport, GaugeReading
+from schemas.prices import PriceObservation
+from schemas.procurement import TenderEvent
+from schemas.reports import ReportContact, ReportEvent
+from schemas.sources import SourceHeartbeat
 from schemas.traffic import TrafficObservation
 from schemas.transit import VehiclePosition
 from schemas.waste import TruckPosition
@@ -84,6 +88,44 @@ TRUCK_POSITIONS = TopicSpec(
     schema=TruckPosition,
     description="GPS fixes of garbage trucks; one object or an array",
 )
+# Markets x commodities per day is a tiny volume: one partition lets one processor see every
+# market of a city (for the city median and for market silence).
+PRICE_OBSERVATIONS = TopicSpec(
+    name="prices.observations",
+    key="commodity_id",
+    partitions=1,
+    retention_ms=90 * DAY_MS,
+    department="Dinas Perdagangan / TPID (Tim Pengendalian Inflasi Daerah)",
+    schema=PriceObservation,
+    description="staple-food price observations (market, commodity, market day); one object or an array",
+)
+REPORT_EVENTS = TopicSpec(
+    name="reports.events",
+    key="report_id",
+    partitions=3,
+    retention_ms=365 * DAY_MS,
+    department="Diskominfo (Lapor Hendi) / every OPD",
+    schema=ReportEvent,
+    description="citizen reports' lifecycle: received, assigned, in_progress, resolved, rejected",
+)
+REPORT_CONTACTS = TopicSpec(
+    name="reports.contacts",
+    key="report_id",
+    partitions=3,
+    retention_ms=30 * DAY_MS,
+    department="Diskominfo (Lapor Hendi)",
+    schema=ReportContact,
+    description="reporters' contacts (personal data): kept apart from the report; analysts get no access",
+)
+TENDER_EVENTS = TopicSpec(
+    name="procurement.tender-events",
+    key="agency_id (one processor sees all of an agency's tenders)",
+    partitions=3,
+    retention_ms=365 * DAY_MS,
+    department="Bagian Pengadaan Barang/Jasa (UKPBJ / LPSE Kota Semarang)",
+    schema=TenderEvent,
+    description="tender lifecycle: announced, bid, awarded, contract; one object or an array",
+)
 ALARMS = TopicSpec(
     name="sitroom.alarms",
     key="alarm id",
@@ -102,6 +144,15 @@ ALARM_COMMANDS = TopicSpec(
     schema=AlarmCommand,
     description="acknowledge/clear commands given through the API; every worker reads all",
 )
+SOURCE_HEARTBEATS = TopicSpec(
+    name="sitroom.source-heartbeats",
+    key="connector",
+    partitions=1,
+    retention_ms=1 * DAY_MS,
+    department="Situation room",
+    schema=SourceHeartbeat,
+    description="every connector's liveness and last-event time, every few seconds",
+)
 DEAD_LETTER = TopicSpec(
     name="sitroom.deadletter",
     key="original key",
@@ -119,8 +170,13 @@ CATALOG: tuple[TopicSpec, ...] = (
     TRAFFIC_OBSERVATIONS,
     CAMERA_EVENTS,
     TRUCK_POSITIONS,
+    PRICE_OBSERVATIONS,
+    TENDER_EVENTS,
+    REPORT_EVENTS,
+    REPORT_CONTACTS,
     ALARMS,
     ALARM_COMMANDS,
+    SOURCE_HEARTBEATS,
     DEAD_LETTER,
 )
 

@@ -4,6 +4,9 @@ replaces rows instead of adding them; read with ``FINAL`` (or the views) for exa
 
 from __future__ import annotations
 
+from schemas.ddl_departments import *  # noqa: F403  (one namespace for every table)
+from schemas.ddl_departments import DEPARTMENT_DDL
+
 POSITIONS = "transit_positions"
 VEHICLE_1M = "transit_vehicle_1m"
 CORRIDOR_1M_PART = "transit_corridor_1m_part"
@@ -11,6 +14,11 @@ CORRIDOR_1M = "transit_corridor_1m"
 ALARMS = "alarms"
 ALARM_TRANSITIONS = "alarm_transitions"
 CHECKPOINTS = "stream_checkpoints"
+SOURCE_STATUS = "source_status"
+SOURCE_STATUS_COLUMNS = (
+    "connector", "instance", "state", "topics", "events_total", "last_event_at",
+    "started_at", "heartbeat_at",
+)  # fmt: skip
 GAUGE_READINGS = "flood_gauge_readings"
 FLOOD_REPORTS = "flood_reports"
 FLOOD_STATUS = "flood_kecamatan_status"
@@ -354,6 +362,20 @@ DDL: tuple[str, ...] = (
     ) ENGINE = ReplacingMergeTree(saved_at)
     ORDER BY (cluster_id, group_id, topic, partition)
     """,
+    f"""
+    CREATE TABLE IF NOT EXISTS {SOURCE_STATUS} (
+        connector LowCardinality(String),
+        instance String COMMENT 'host:pid of the connector process',
+        state LowCardinality(String) COMMENT 'running, finished (replay done) or stopped',
+        topics Array(String),
+        events_total UInt64,
+        last_event_at Nullable(DateTime64(3, 'UTC')),
+        started_at DateTime64(3, 'UTC'),
+        heartbeat_at DateTime64(3, 'UTC')
+    ) ENGINE = ReplacingMergeTree(heartbeat_at)
+    ORDER BY (connector, instance)
+    """,
+    *DEPARTMENT_DDL,
 )
 
 # Columns added after a table first shipped: applied on every start, idempotent, so an

@@ -14,6 +14,7 @@ class Reason(StrEnum):
     FUTURE_TIMESTAMP = "future_timestamp"
     UNKNOWN_ENTITY = "unknown_entity"
     IMPOSSIBLE_VALUE = "impossible_value"
+    ILLEGAL_TRANSITION = "illegal_transition"  # a lifecycle step its state does not allow
 
 
 class DeadLetter(BaseModel):

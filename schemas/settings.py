@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     max_plausible_speed_kmh: float = Field(150.0, gt=0)
     # Alarm rules and per-domain thresholds (TOML); unset: the packaged default.
     alarm_rules: Path | None = None
+    # Citizen reports: category → department and SLA (TOML); unset: the packaged default.
+    report_routing: Path | None = None
 
     # Event-time windows.
     window_allowed_lateness_s: float = Field(10.0, ge=0)
@@ -93,6 +95,9 @@ class Settings(BaseSettings):
     sink_batch_messages: int = Field(500, ge=1)
     sink_max_rows: int = Field(20000, ge=1)
     sink_max_delay_s: float = Field(1.0, gt=0)
+
+    # Connectors report liveness and their last event this often (sitroom.source-heartbeats).
+    source_heartbeat_s: float = Field(15.0, gt=0)
 
     # MQTT broker of the sensor networks (flood gauges).
     mqtt_url: str = "mqtt://127.0.0.1:1883"

@@ -19,15 +19,20 @@ from connectors.brt_simulator import BrtSimulator
 from connectors.cctv_simulator import CctvSimulator
 from connectors.gtfs_rt import GtfsRtSource
 from connectors.mqtt_bridge import MqttBridge, flood_route
+from connectors.price_replay import PriceReplay
+from connectors.price_simulator import PriceSimulator
 from connectors.traffic_simulator import TrafficSimulator
 from connectors.waste_simulator import WasteSimulator
 from schemas.cctv import load_cameras
 from schemas.export import export_json_schemas
+from schemas.prices import load_commodities, load_markets
 from schemas.settings import Settings
 from schemas.traffic import load_segments
 from schemas.warehouse import Warehouse, redact
 from schemas.waste import load_sites
+from sitroom import procurement_cmd, reports_cmd
 from sitroom.embedded_broker import EmbeddedBroker
+from sitroom.embedded_sources import embedded_sources
 from sitroom.kafka_admin import create_topics
 from sitroom.logs import configure_logging
 from sitroom.runtime import (
@@ -84,26 +89,14 @@ async def cmd_up(settings: Settings) -> int:
                         f"API could not start on {settings.api_host}:{settings.api_port}"
                     )
                 await asyncio.sleep(0.05)
-            simulator = BrtSimulator(
-                seed=settings.sim_seed,
-                buses_per_corridor=settings.sim_buses_per_corridor,
-                interval_s=settings.sim_interval_s,
-            )
-            tasks.append(asyncio.create_task(run_connector(simulator, bootstrap), name="simulator"))
-            cameras = CctvSimulator(load_cameras(), seed=settings.sim_seed)
-            tasks.append(
-                asyncio.create_task(run_connector(cameras, bootstrap), name="cctv-simulator")
-            )
-            trucks = WasteSimulator(load_sites(), seed=settings.sim_seed)
-            tasks.append(
-                asyncio.create_task(run_connector(trucks, bootstrap), name="waste-simulator")
-            )
-            traffic = TrafficSimulator(load_segments(), seed=settings.sim_seed)
-            tasks.append(
-                asyncio.create_task(run_connector(traffic, bootstrap), name="traffic-simulator")
-            )
-            bridge = MqttBridge(settings.mqtt_url, flood_route(settings.mqtt_prefix))
-            tasks.append(asyncio.create_task(run_connector(bridge, bootstrap), name="mqtt-bridge"))
+            sources = embedded_sources(settings)
+            for source in sources:
+                tasks.append(
+                    asyncio.create_task(
+                        run_connector(source, bootstrap, settings.source_heartbeat_s),
+                        name=source.name,
+                    )
+                )
             tasks.append(
                 asyncio.create_task(
                     keep_running(
@@ -112,6 +105,7 @@ async def cmd_up(settings: Settings) -> int:
                     name="flood-simulator",
                 )
             )
+            buses = sum(len(s.buses) for s in sources if isinstance(s, BrtSimulator))
             base = f"http://{settings.api_host}:{bound_port(server)}"
             print(
                 f"\nsitroom is up\n"
@@ -122,8 +116,12 @@ async def cmd_up(settings: Settings) -> int:
                 f"  ClickHouse   {redact(settings.clickhouse_target())}\n"
                 f"  traffic      {base}/v1/traffic/segments   cctv {base}/v1/cctv/incidents\n"
                 f"  waste        {base}/v1/waste/trucks\n"
+                f"  prices       {base}/v1/prices/city\n"
+                f"  reports      {base}/v1/reports?open=true   {base}/v1/reports/counts?by=department\n"
                 f"  flood        {base}/v1/flood/status   {base}/v1/flood/cap (CAP 1.2)\n"
-                f"  simulators   {len(simulator.buses)} Trans Semarang buses; flood gauges over MQTT"
+                f"  procurement  {base}/v1/procurement/tenders   {base}/v1/procurement/flags\n"
+                f"  situation    {base}/v1/situation (every domain, alarms, source freshness)\n"
+                f"  simulators   {buses} Trans Semarang buses; flood gauges over MQTT"
                 f" {settings.mqtt_url}\n"
                 "Ctrl-C stops everything.\n",
                 flush=True,
@@ -191,7 +189,11 @@ async def cmd_connect(settings: Settings, args: argparse.Namespace) -> int:
             name="flood-simulator",
         )
         return await wait_for_stop([task], exit_when_done=True)
-    if args.connector == "mqtt-bridge":
+    if args.connector in procurement_cmd.CONNECTORS:
+        source = procurement_cmd.source(settings, args)
+    elif args.connector in reports_cmd.CONNECTORS:
+        source = reports_cmd.source(settings, args)
+    elif args.connector == "mqtt-bridge":
         source = MqttBridge(settings.mqtt_url, flood_route(settings.mqtt_prefix))
     elif args.connector == "cctv-simulator":
         source = CctvSimulator(
@@ -209,6 +211,24 @@ async def cmd_connect(settings: Settings, args: argparse.Namespace) -> int:
             realtime=not args.fast,
             start=args.start,
         )
+    elif args.connector == "price-simulator":
+        source = PriceSimulator(
+            load_markets(),
+            load_commodities(),
+            seed=settings.sim_seed,
+            duration_s=args.duration,
+            realtime=not args.fast,
+            start=args.start,
+        )
+    elif args.connector == "price-replay":
+        price_files = [Path(f) for f in args.file]
+        if args.market not in load_markets().by_id():
+            raise ConfigError(
+                f"unknown market {args.market!r}; markets are in schemas/markets.toml"
+            )
+        if missing_files := [str(f) for f in price_files if not f.is_file()]:
+            raise ConfigError(f"no such file: {', '.join(missing_files)}")
+        source = PriceReplay(price_files, args.market, load_commodities(), source=args.source)
     elif args.connector == "traffic-simulator":
         source = TrafficSimulator(
             load_segments(),
@@ -234,7 +254,9 @@ async def cmd_connect(settings: Settings, args: argparse.Namespace) -> int:
         source = GtfsRtSource(
             files=files, url=args.url, interval_s=args.interval, max_polls=args.polls
         )
-    task = asyncio.create_task(run_connector(source, bootstrap), name=source.name)
+    task = asyncio.create_task(
+        run_connector(source, bootstrap, settings.source_heartbeat_s), name=source.name
+    )
     code = await wait_for_stop([task], exit_when_done=True)
     if not task.done():
         task.cancel()
@@ -277,6 +299,21 @@ def build_parser() -> argparse.ArgumentParser:
     _simulation_args(csub.add_parser("waste-simulator", help="garbage trucks of DLH"))
     traffic = csub.add_parser("traffic-simulator", help="traffic detectors on Semarang's roads")
     _simulation_args(traffic)
+    _simulation_args(
+        csub.add_parser("price-simulator", help="staple-food prices at Semarang's markets")
+    )
+    price_replay = csub.add_parser(
+        "price-replay", help="Bapanas/PIHPS-shaped price table (CSV or JSON)"
+    )
+    price_replay.add_argument("--file", nargs="+", required=True, help="tables to replay, in order")
+    price_replay.add_argument(
+        "--market", required=True, help="market id the table is for, e.g. kota-bandung"
+    )
+    price_replay.add_argument(
+        "--source", default="bapanas", help="source name stored with each price"
+    )
+    procurement_cmd.add_parsers(csub, _simulation_args)
+    reports_cmd.add_parsers(csub, _simulation_args)
     csub.add_parser("mqtt-bridge", help="bridge MQTT semarang/flood/<station>/<kind> to Kafka")
     gtfs = csub.add_parser("gtfs-rt", help="GTFS-realtime VehiclePositions (files or a URL)")
     gtfs.add_argument("--file", nargs="+", help="FeedMessage files to replay, in order")

@@ -27,12 +27,19 @@ from schemas.catalog import (
     CAMERA_EVENTS,
     FLOOD_REPORTS,
     GAUGE_READINGS,
+    PRICE_OBSERVATIONS,
+    REPORT_CONTACTS,
+    REPORT_EVENTS,
+    SOURCE_HEARTBEATS,
+    TENDER_EVENTS,
     TRAFFIC_OBSERVATIONS,
     TRUCK_POSITIONS,
     VEHICLE_POSITIONS,
 )
 from schemas.cctv import load_cameras
 from schemas.flood import load_stations
+from schemas.prices import load_commodities, load_markets
+from schemas.reports import load_routing
 from schemas.settings import Settings
 from schemas.spatial import gazetteer
 from schemas.traffic import load_segments
@@ -46,7 +53,11 @@ from streams.checkpoints import CheckpointStore
 from streams.commands import consume_commands
 from streams.flood_stream import flood_pipeline
 from streams.pipeline import Pipeline
+from streams.prices_logic import prices_pipeline
+from streams.procurement_logic import procurement_pipeline
+from streams.reports_logic import reports_pipeline
 from streams.sink import ClickHouseSink
+from streams.sources_logic import sources_pipeline
 from streams.traffic_logic import traffic_pipeline
 from streams.transit_logic import TransitRules
 from streams.transit_stream import transit_pipeline
@@ -155,13 +166,32 @@ class WorkerService:
         waste = waste_pipeline(
             self.settings, book, load_sites(), sink(), checkpoints, producer, highwater
         )
+        sources = sources_pipeline(self.settings, book, sink(), checkpoints, producer, highwater)
         tick_s = max(1.0, self.settings.window_idle_close_s / 3)
+        register_pipeline(app, self.settings, sources, [SOURCE_HEARTBEATS], tick_s)
         register_pipeline(app, self.settings, transit, [VEHICLE_POSITIONS], tick_s)
         register_pipeline(app, self.settings, flood, [GAUGE_READINGS, FLOOD_REPORTS], tick_s)
         register_pipeline(app, self.settings, traffic, [TRAFFIC_OBSERVATIONS], tick_s)
         register_pipeline(app, self.settings, cctv, [CAMERA_EVENTS], tick_s)
         register_pipeline(app, self.settings, waste, [TRUCK_POSITIONS], tick_s)
-        self.pipelines = [transit, flood, traffic, cctv, waste]
+        reports = reports_pipeline(
+            self.settings, book, load_routing(self.settings.report_routing), gazetteer(),
+            sink(), checkpoints, producer, REPORT_CONTACTS.name, highwater,
+        )  # fmt: skip
+        register_pipeline(app, self.settings, reports, [REPORT_EVENTS, REPORT_CONTACTS], tick_s)
+        self.pipelines = [transit, flood, traffic, cctv, waste, sources]
+        self.pipelines.append(reports)
+        procurement = procurement_pipeline(
+            self.settings, book, sink(), checkpoints, producer, highwater
+        )
+        register_pipeline(app, self.settings, procurement, [TENDER_EVENTS], tick_s)
+        self.pipelines.append(procurement)
+        prices = prices_pipeline(
+            self.settings, book, load_markets(), load_commodities(), gazetteer(),
+            sink(), checkpoints, producer, highwater,
+        )  # fmt: skip
+        register_pipeline(app, self.settings, prices, [PRICE_OBSERVATIONS], tick_s)
+        self.pipelines.append(prices)
         self.app = app
         await app.start()
         self._commands = asyncio.create_task(
@@ -268,8 +298,8 @@ async def wait_for_stop(
             loop.remove_signal_handler(sig)
 
 
-async def run_connector(source: Source, bootstrap: str) -> int:
-    publisher = KafkaPublisher(bootstrap, source.name)
+async def run_connector(source: Source, bootstrap: str, heartbeat_s: float | None = 15.0) -> int:
+    publisher = KafkaPublisher(bootstrap, source.name, heartbeat_s)
     await publisher.start()
     try:
         return await run_source(source, publisher)
@@ -288,7 +318,7 @@ async def run_flood_simulator(settings: Settings, bootstrap: str, **kwargs: Any)
         start=kwargs.pop("start", None),
         prefix=settings.mqtt_prefix,
     )
-    publisher = KafkaPublisher(bootstrap, simulator.name)
+    publisher = KafkaPublisher(bootstrap, simulator.name, settings.source_heartbeat_s)
     await publisher.start()
     try:
         return await simulator.run(host, port, publisher, **kwargs)

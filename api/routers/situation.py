@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.deps import WarehouseDep, run_query, utc
+from api.routers.procurement import situation_counts as procurement_counts
 from schemas import clickhouse_ddl as ddl
 
 router = APIRouter(prefix="/v1", tags=["situation"])
@@ -20,7 +21,10 @@ SOURCES: dict[str, tuple[str, str]] = {
     "flood.citizen-reports": (ddl.FLOOD_REPORTS, "ts"),
     "traffic.observations": (ddl.TRAFFIC_5M, "window_start + INTERVAL 5 MINUTE"),
     "cctv.events": (ddl.CCTV_EVENTS, "ts"),
+    "procurement.tender-events": (ddl.PROCUREMENT_EVENTS, "ts"),
     "waste.truck-positions": (ddl.TRUCK_DAILY, "updated_at"),
+    "prices.observations": (ddl.PRICE_OBSERVATIONS, "observed_at"),
+    "reports.events": (ddl.REPORT_EVENTS, "ts"),
 }
 
 
@@ -30,11 +34,46 @@ class Freshness(BaseModel):
     age_s: float | None
 
 
+class ConnectorStatus(BaseModel):
+    connector: str
+    state: str = Field(description="of its newest instance: running, finished or stopped")
+    last_event_at: datetime | None
+    silent_s: float | None = Field(description="time since its last published event")
+    last_heartbeat_at: datetime
+    heartbeat_age_s: float
+    events_total: int = Field(description="published by the instances still remembered")
+
+
 class Situation(BaseModel):
     generated_at: datetime
     active_alarms: dict[str, dict[str, int]]
     counts: dict[str, dict[str, Any]]
-    freshness: list[Freshness]
+    freshness: list[Freshness] = Field(description="per topic, from the newest stored event")
+    connectors: list[ConnectorStatus] = Field(description="per connector, from its heartbeats")
+
+
+async def _connectors(warehouse: WarehouseDep, now: datetime) -> list[ConnectorStatus]:
+    out = []
+    for r in await run_query(
+        warehouse,
+        f"SELECT connector, argMax(state, started_at) AS state, max(last_event_at) AS last_event,"
+        f" max(heartbeat_at) AS heartbeat, sum(events_total) AS events"
+        f" FROM {ddl.SOURCE_STATUS} FINAL GROUP BY connector ORDER BY connector",
+    ):
+        last, beat = utc(r["last_event"]), utc(r["heartbeat"])
+        assert beat is not None
+        out.append(
+            ConnectorStatus(
+                connector=r["connector"],
+                state=r["state"],
+                last_event_at=last,
+                silent_s=(now - last).total_seconds() if last else None,
+                last_heartbeat_at=beat,
+                heartbeat_age_s=(now - beat).total_seconds(),
+                events_total=int(r["events"]),
+            )
+        )
+    return out
 
 
 async def _scalar(warehouse: WarehouseDep, sql: str) -> Any:
@@ -84,6 +123,7 @@ async def situation(warehouse: WarehouseDep) -> Situation:
         },
         "flood": {"kecamatan_by_status": flood},
         "traffic": {"segments_by_congestion": traffic},
+        "procurement": await procurement_counts(warehouse),
         "cctv": {
             "open_incidents": int(
                 await _scalar(
@@ -103,5 +143,32 @@ async def situation(warehouse: WarehouseDep) -> Situation:
                 or 0
             )
         },
+        "prices": {
+            k: int(v or 0)
+            for r in await run_query(
+                warehouse,
+                f"SELECT uniqExactIf(market_id, day = (SELECT max(day) FROM {ddl.PRICES_DAILY}"
+                f" WHERE city = 'kota-semarang')) AS markets_reporting_last_day,"
+                f" uniqExact(commodity_id) AS commodities"
+                f" FROM {ddl.PRICES_DAILY} FINAL WHERE city = 'kota-semarang'",
+            )
+            for k, v in r.items()
+        },
+        "reports": {
+            k: int(v)
+            for r in await run_query(
+                warehouse,
+                f"SELECT countIf(status NOT IN ('resolved', 'rejected')) AS open,"
+                f" countIf(status NOT IN ('resolved', 'rejected') AND due_at < now64(3))"
+                f" AS overdue_open FROM {ddl.CITIZEN_REPORTS} FINAL",
+            )
+            for k, v in r.items()
+        },
     }
-    return Situation(generated_at=now, active_alarms=alarms, counts=counts, freshness=freshness)
+    return Situation(
+        generated_at=now,
+        active_alarms=alarms,
+        counts=counts,
+        freshness=freshness,
+        connectors=await _connectors(warehouse, now),
+    )

@@ -18,6 +18,10 @@ from schemas.catalog import CATALOG
 
 GTFS = Path(__file__).resolve().parents[1] / "fixtures" / "gtfs-rt"
 SITROOM = [sys.executable, "-m", "sitroom.cli"]
+EMBEDDED = (
+    "brt-simulator", "cctv-simulator", "waste-simulator", "traffic-simulator", "price-simulator",
+    "procurement-simulator", "report-simulator", "mqtt-bridge", "flood-simulator",
+)  # fmt: skip
 
 
 def children(pid: int) -> set[int]:
@@ -107,6 +111,24 @@ def test_up_runs_everything_stops_cleanly_and_keeps_its_rows(env: dict[str, str]
             f"{up.base}/v1/alarms?state=active&kind=overspeed", lambda b: b["total"] >= 1, 30
         )
         assert active["items"][0]["domain"] == "transit"
+        # The departments' domains run too: prices, citizens' reports, tenders.
+        wait_json(f"{up.base}/v1/prices/city", lambda b: len(b) >= 1, 60)
+        wait_json(f"{up.base}/v1/reports?open=true", lambda b: b["total"] >= 1, 60)
+        wait_json(f"{up.base}/v1/procurement/tenders", lambda b: b["total"] >= 1, 60)
+        # Every connector of `up` reports itself alive and publishing (the flood simulator
+        # publishes citizens' reports only now and then: alive is enough).
+        situation = wait_json(
+            f"{up.base}/v1/situation",
+            lambda b: (
+                {c["connector"] for c in b["connectors"] if c["events_total"]}
+                >= set(EMBEDDED) - {"flood-simulator"}
+                and "flood-simulator" in {c["connector"] for c in b["connectors"]}
+            ),
+            60,
+        )
+        assert all(c["state"] == "running" for c in situation["connectors"])
+        assert "sources" not in situation["active_alarms"]
+        assert {"prices", "reports", "procurement"} <= set(situation["counts"])
         metrics = wait_json(
             f"{up.base}/metrics", lambda t: "sitroom_sink_rows_written_total" in t, 30
         )

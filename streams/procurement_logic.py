@@ -1,0 +1,309 @@
+"""E-procurement: tender lifecycle events become one current row per tender, a row per
+event, and red flags (single bidder, award near the owner's estimate, a tender period too
+short for its method, one supplier winning again and again at one agency).
+
+Flags are one-shot findings: each is raised once per tender (or per agency and winner
+while the alarm is open) and stays until staff acknowledge and clear it; the tender
+remembers its flags, so a replayed or repeated release never raises one again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from schemas import clickhouse_ddl as ddl
+from schemas.alarm_rules import RuleBook
+from schemas.deadletter import Reason
+from schemas.procurement import STAGE_RANK, TenderEvent, TenderKind
+from schemas.settings import Settings
+from streams.alarm_engine import AlarmEngine, Context, EngineState
+from streams.checkpoints import Checkpoints
+from streams.partition import ItemPartition
+from streams.pipeline import Emitted, Pipeline, Producer, StateKey
+from streams.sink import BaseSink
+from streams.validation import future_problem
+
+SINGLE_BIDDER = "tender_single_bidder"
+NEAR_HPS = "award_near_hps"
+PERIOD_SHORT = "tender_period_short"
+REPEATED_WINNER = "repeated_winner"
+DAY_S = 86400.0
+MAX_BIDDERS_KEPT = 1000
+
+
+@dataclass
+class Tender:
+    source: str
+    tender_id: str
+    agency_id: str
+    agency_name: str = ""
+    title: str | None = None
+    method: str | None = None
+    category: str | None = None
+    year: int | None = None
+    status: str | None = None
+    stage: str = TenderKind.ANNOUNCED.value
+    estimate_amount: float | None = None
+    estimate_currency: str | None = None
+    tender_start: float | None = None
+    tender_end: float | None = None
+    bidders_reported: int | None = None
+    bidder_ids: list[str] = field(default_factory=list)
+    winner_id: str | None = None
+    winner_name: str | None = None
+    award_amount: float | None = None
+    award_currency: str | None = None
+    award_rate: float | None = None
+    contract_amount: float | None = None
+    contract_currency: str | None = None
+    flags: list[str] = field(default_factory=list)
+    first_ts: float = 0.0
+    last_ts: float = 0.0
+    version: int = 0
+    touched: float = 0.0  # wall clock of the last change: retention is by processing time
+
+    @property
+    def key(self) -> str:
+        return f"{self.source}:{self.tender_id}"
+
+    def bidders(self) -> int | None:
+        seen = len(self.bidder_ids)
+        if self.bidders_reported is None:
+            return seen or None
+        return max(self.bidders_reported, seen)
+
+    def days(self) -> float | None:
+        if self.tender_start is None or self.tender_end is None:
+            return None
+        return (self.tender_end - self.tender_start) / DAY_S
+
+    def award_in_estimate_currency(self) -> float | None:
+        """The award in the estimate's currency: as is when the currencies match, through
+        the source's exchange rate when they differ, else unknown (never compared)."""
+        if self.award_amount is None or self.estimate_currency is None:
+            return None
+        if self.award_currency == self.estimate_currency:
+            return self.award_amount
+        if self.award_rate is not None:
+            return self.award_amount * self.award_rate
+        return None
+
+    def award_ratio(self) -> float | None:
+        converted = self.award_in_estimate_currency()
+        if converted is None or not self.estimate_amount:
+            return None
+        return converted / self.estimate_amount
+
+
+@dataclass
+class Win:
+    tender_key: str
+    ts: float
+
+
+@dataclass
+class ProcurementState:
+    offset: int = -1
+    tenders: dict[str, Tender] = field(default_factory=dict)
+    wins: dict[str, list[Win]] = field(default_factory=dict)  # "agency/winner" → awards
+    max_ts: float | None = None
+    alarms: EngineState = field(default_factory=EngineState)
+
+
+def _dt(ts: float | None) -> datetime | None:
+    return datetime.fromtimestamp(ts, UTC) if ts is not None else None
+
+
+def _ts(value: datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+class ProcurementPartition(ItemPartition[TenderEvent]):
+    model = TenderEvent
+
+    def __init__(self, settings: Settings, book: RuleBook, saved: bytes | None = None) -> None:
+        self.settings = settings
+        self.cfg = book.procurement
+        self.state = (
+            msgspec.json.decode(saved, type=ProcurementState) if saved else ProcurementState()
+        )
+        self.alarms = AlarmEngine(book, self.state.alarms)
+        self._dirty: dict[str, Tender] = {}
+
+    def order(self, items: list[TenderEvent]) -> list[TenderEvent]:
+        # Within one moment, the lifecycle order: a release's bids before its award.
+        return sorted(items, key=lambda e: (e.ts, STAGE_RANK[e.kind]))
+
+    def apply(self, ev: TenderEvent, now: datetime, out: Emitted) -> tuple[Reason, str] | None:
+        future = future_problem(ev.ts, now, self.settings.max_future_s)
+        if future:
+            return future
+        ts = ev.ts.timestamp()
+        self.state.max_ts = max(self.state.max_ts or ts, ts)
+        t = self.state.tenders.get(ev.key)
+        if t is None:
+            t = self.state.tenders[ev.key] = Tender(ev.source.value, ev.tender_id, ev.agency_id,
+                                                    first_ts=ts, last_ts=ts)  # fmt: skip
+        elif t.agency_id != ev.agency_id:
+            return Reason.IMPOSSIBLE_VALUE, (
+                f"tender {ev.key} belongs to agency {t.agency_id!r}, event says {ev.agency_id!r}"
+            )
+        new_win = self._merge(t, ev, ts)
+        t.version = max(int(now.timestamp() * 1_000_000), t.version + 1)
+        t.touched = now.timestamp()
+        self._dirty[t.key] = t
+        party_id, party_name = (
+            (ev.bidder_id, ev.bidder_name) if ev.kind is TenderKind.BID
+            else (ev.winner_id, ev.winner_name)
+        )  # fmt: skip
+        out.add(ddl.PROCUREMENT_EVENTS, ddl.TENDER_EVENT_COLUMNS,
+                [(ev.event_id, t.key, ev.kind.value, ev.ts, ev.source.value, ev.agency_id,
+                  party_id, party_name, ev.amount, ev.currency or "", ev.connector)])  # fmt: skip
+        self._check_tender(t, ts, out)
+        if new_win:
+            self._check_winner(t, ts, out)
+        return None
+
+    def _merge(self, t: Tender, ev: TenderEvent, ts: float) -> bool:
+        """Fold an event into the tender; True when it names a new winner."""
+        t.first_ts, t.last_ts = min(t.first_ts, ts), max(t.last_ts, ts)
+        for name in ("title", "method", "category", "year", "status"):
+            value = getattr(ev, name)
+            if value is not None:
+                setattr(t, name, value)
+        t.agency_name = ev.agency_name or t.agency_name
+        if STAGE_RANK[ev.kind] > STAGE_RANK[TenderKind(t.stage)]:
+            t.stage = ev.kind.value
+        if ev.estimate_amount is not None:
+            t.estimate_amount, t.estimate_currency = ev.estimate_amount, ev.estimate_currency
+        if ev.tender_start is not None and ev.tender_end is not None:
+            t.tender_start, t.tender_end = _ts(ev.tender_start), _ts(ev.tender_end)
+        if ev.bidders is not None:
+            t.bidders_reported = ev.bidders
+        if ev.kind is TenderKind.BID and ev.bidder_id and ev.bidder_id not in t.bidder_ids:
+            if len(t.bidder_ids) < MAX_BIDDERS_KEPT:
+                t.bidder_ids.append(ev.bidder_id)
+        new_win = False
+        if ev.kind is TenderKind.AWARDED:
+            new_win = ev.winner_id != t.winner_id
+            t.winner_id, t.winner_name = ev.winner_id, ev.winner_name or t.winner_name
+            t.award_amount, t.award_currency = ev.amount, ev.currency
+            t.award_rate = ev.exchange_rate
+        elif ev.kind is TenderKind.CONTRACT:
+            t.contract_amount, t.contract_currency = ev.amount, ev.currency
+            if ev.winner_id and t.winner_id is None:
+                t.winner_id, t.winner_name = ev.winner_id, ev.winner_name
+                new_win = True
+        return new_win
+
+    def _context(self, t: Tender) -> Context:
+        return {"tender_key": t.key, "title": (t.title or "")[:200], "agency_id": t.agency_id,
+                "agency": t.agency_name, "method": t.method, "winner": t.winner_name}  # fmt: skip
+
+    def _flag(self, kind: str, entity: str, t: Tender, ts: float, value: float,
+              threshold: float, detail: str, out: Emitted) -> None:  # fmt: skip
+        out.add(ddl.PROCUREMENT_FLAGS, ddl.FLAG_COLUMNS,
+                [(kind, entity, t.key, t.agency_id, t.agency_name, t.method or "", t.winner_id,
+                  t.winner_name, _dt(ts), value, threshold, detail)])  # fmt: skip
+        context = {**self._context(t), "measured": round(value, 4), "limit": threshold,
+                   "detail": detail}  # fmt: skip
+        out.alarms.extend(self.alarms.observe(kind, entity, ts, 1.0, context))
+
+    def _check_tender(self, t: Tender, ts: float, out: Emitted) -> None:
+        cfg = self.cfg
+        days, floor = t.days(), cfg.min_days(t.method)
+        if PERIOD_SHORT not in t.flags and days is not None and floor is not None and days < floor:
+            t.flags.append(PERIOD_SHORT)
+            self._flag(PERIOD_SHORT, t.key, t, ts, days, floor,
+                       f"tender period {days:.1f} days; {t.method} needs {floor:g}", out)  # fmt: skip
+        awarded = STAGE_RANK[TenderKind(t.stage)] >= STAGE_RANK[TenderKind.AWARDED]
+        if not awarded or not cfg.competitive(t.method):
+            return
+        bidders = t.bidders()
+        if SINGLE_BIDDER not in t.flags and bidders and bidders <= cfg.single_bidder_max:
+            t.flags.append(SINGLE_BIDDER)
+            self._flag(SINGLE_BIDDER, t.key, t, ts, bidders, cfg.single_bidder_max,
+                       f"{bidders} bidder(s) in a {t.method} tender", out)  # fmt: skip
+        ratio = t.award_ratio()
+        if NEAR_HPS not in t.flags and ratio is not None and ratio >= cfg.near_hps_ratio:
+            t.flags.append(NEAR_HPS)
+            converted = "" if t.award_currency == t.estimate_currency else (
+                f" ({t.award_amount:,.2f} {t.award_currency} at {t.award_rate:g})")  # fmt: skip
+            self._flag(NEAR_HPS, t.key, t, ts, ratio, cfg.near_hps_ratio,
+                       f"award {ratio:.2%} of the estimate {t.estimate_amount:,.2f}"
+                       f" {t.estimate_currency}{converted}", out)  # fmt: skip
+
+    def _check_winner(self, t: Tender, ts: float, out: Emitted) -> None:
+        assert t.winner_id is not None
+        entity = f"{t.agency_id}/{t.winner_id}"
+        wins = self.state.wins.setdefault(entity, [])
+        if any(w.tender_key == t.key for w in wins):
+            return
+        wins.append(Win(t.key, ts))
+        window = self.cfg.repeated_winner_window_days * DAY_S
+        recent = [w for w in wins if abs(ts - w.ts) <= window]
+        if len(recent) >= self.cfg.repeated_winner_awards:
+            if REPEATED_WINNER not in t.flags:
+                t.flags.append(REPEATED_WINNER)
+            self._flag(REPEATED_WINNER, entity, t, ts, len(recent),
+                       self.cfg.repeated_winner_awards,
+                       f"{t.winner_name or t.winner_id}: {len(recent)} awards at {t.agency_name or t.agency_id}"
+                       f" within {self.cfg.repeated_winner_window_days:g} days", out)  # fmt: skip
+
+    def after(self, applied: list[TenderEvent], now: datetime, out: Emitted) -> None:
+        out.add(ddl.PROCUREMENT_TENDERS, ddl.TENDER_COLUMNS,
+                [self._row(t) for t in self._dirty.values()])  # fmt: skip
+        self._dirty.clear()
+
+    @staticmethod
+    def _row(t: Tender) -> tuple[Any, ...]:
+        days, converted, ratio = t.days(), t.award_in_estimate_currency(), t.award_ratio()
+        return (t.key, t.source, t.tender_id, t.agency_id, t.agency_name, t.title,
+                t.method or "", t.category or "", t.year, t.status or "", t.stage,
+                t.estimate_amount, t.estimate_currency or "", _dt(t.tender_start),
+                _dt(t.tender_end), days, t.bidders(), t.winner_id, t.winner_name,
+                t.award_amount, t.award_currency or "", converted, ratio, t.contract_amount,
+                t.contract_currency or "", list(t.flags), _dt(t.first_ts), _dt(t.last_ts),
+                t.version)  # fmt: skip
+
+    def tick(self, now: datetime, idle_for_s: float, out: Emitted) -> bool:
+        """Forget tenders nobody touched for the retention period and wins past the window."""
+        changed = False
+        horizon = now.timestamp() - self.cfg.state_retention_days * DAY_S
+        for key in [k for k, t in self.state.tenders.items() if t.touched < horizon]:
+            del self.state.tenders[key]
+            changed = True
+        window = self.cfg.repeated_winner_window_days * DAY_S
+        for entity, wins in list(self.state.wins.items()):
+            newest = max(w.ts for w in wins)
+            kept = [w for w in wins if newest - w.ts <= window]
+            if len(kept) != len(wins):
+                changed = True
+                if kept:
+                    self.state.wins[entity] = kept
+                else:
+                    del self.state.wins[entity]
+        if self.state.max_ts is not None:
+            before = len(self.state.alarms.machines)
+            out.alarms.extend(self.alarms.sweep(self.state.max_ts))
+            changed = changed or len(self.state.alarms.machines) != before
+        return changed
+
+
+def procurement_pipeline(
+    settings: Settings, book: RuleBook, sink: BaseSink, checkpoints: Checkpoints,
+    producer: Producer, highwater: Callable[[str, int], int | None] | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Pipeline:  # fmt: skip
+    def factory(key: StateKey, saved: bytes | None) -> ProcurementPartition:
+        return ProcurementPartition(settings, book, saved)
+
+    return Pipeline(
+        "procurement", settings, sink, checkpoints, producer, factory,
+        highwater=highwater, clock=clock,
+    )  # fmt: skip

@@ -1,0 +1,137 @@
+"""Source freshness: connectors' heartbeats become a status row per connector instance and
+a ``source_silent`` alarm when a connector has published nothing for longer than its limit.
+
+Silence is judged on the wall clock (a silent source sends no events to advance an event
+clock) from the connector's own last-publish time, so it works whether the connector is
+alive but its upstream went quiet (heartbeats keep coming) or the connector is gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import msgspec
+from prometheus_client import Gauge
+
+from schemas import clickhouse_ddl as ddl
+from schemas.alarm_rules import RuleBook
+from schemas.deadletter import Reason
+from schemas.settings import Settings
+from schemas.sources import ConnectorState, SourceHeartbeat
+from streams.alarm_engine import AlarmEngine, Context, EngineState
+from streams.checkpoints import Checkpoints
+from streams.partition import ItemPartition
+from streams.pipeline import Emitted, Pipeline, Producer, StateKey
+from streams.sink import BaseSink
+from streams.validation import future_problem
+
+SOURCE_SILENCE = Gauge(
+    "sitroom_source_silence_seconds",
+    "Seconds since the connector last published an event (as the worker sees it)",
+    ["connector"],
+)
+FORGET_AFTER_S = 24 * 3600.0  # instances that stopped this long ago are history, not state
+
+
+@dataclass
+class Instance:
+    state: str
+    started: float
+    heartbeat: float
+    last_event: float | None = None
+
+
+@dataclass
+class SourcesState:
+    offset: int = -1
+    connectors: dict[str, dict[str, Instance]] = field(default_factory=dict)
+    alarms: EngineState = field(default_factory=EngineState)
+
+
+def silence(instances: dict[str, Instance], now: float) -> tuple[float, Instance] | None:
+    """Seconds the connector has been silent, judged by its newest instance; None when it
+    finished (a replay at the end of its input is quiet on purpose)."""
+    newest = max(instances.values(), key=lambda i: i.started)
+    if newest.state == ConnectorState.FINISHED:
+        return None
+    events = [i.last_event for i in instances.values() if i.last_event is not None]
+    since = max([*events, newest.started])
+    return max(0.0, now - since), newest
+
+
+class SourcesPartition(ItemPartition[SourceHeartbeat]):
+    model = SourceHeartbeat
+
+    def __init__(self, settings: Settings, book: RuleBook, saved: bytes | None = None) -> None:
+        self.settings = settings
+        self.cfg = book.sources
+        self.state = msgspec.json.decode(saved, type=SourcesState) if saved else SourcesState()
+        self.alarms = AlarmEngine(book, self.state.alarms)
+
+    def apply(self, hb: SourceHeartbeat, now: datetime, out: Emitted) -> tuple[Reason, str] | None:
+        future = future_problem(hb.at, now, self.settings.max_future_s)
+        if future:
+            return future
+        instances = self.state.connectors.setdefault(hb.connector, {})
+        known = instances.get(hb.instance)
+        if known is not None and known.heartbeat > hb.at.timestamp():
+            return None  # an older beat delivered late says nothing new
+        last = hb.last_event_at.timestamp() if hb.last_event_at else None
+        instances[hb.instance] = Instance(
+            hb.state.value, hb.started_at.timestamp(), hb.at.timestamp(), last
+        )
+        out.add(ddl.SOURCE_STATUS, ddl.SOURCE_STATUS_COLUMNS,
+                [(hb.connector, hb.instance, hb.state.value, hb.topics, hb.events_total,
+                  hb.last_event_at, hb.started_at, hb.at)])  # fmt: skip
+        return None
+
+    def tick(self, now: datetime, idle_for_s: float, out: Emitted) -> bool:
+        now_ts = now.timestamp()
+        before = len(out.alarms)
+        stale_beat = 3 * self.settings.source_heartbeat_s
+        for connector, instances in self.state.connectors.items():
+            for name, inst in list(instances.items()):
+                if (
+                    inst.state != ConnectorState.RUNNING
+                    and now_ts - inst.heartbeat > FORGET_AFTER_S
+                ):
+                    if len(instances) > 1:
+                        del instances[name]
+            judged = silence(instances, now_ts)
+            limit = self.cfg.limit_for(connector)
+            if judged is None:
+                SOURCE_SILENCE.labels(connector).set(0)
+                out.alarms.extend(self.alarms.observe("source_silent", connector, now_ts, 0.0))
+                continue
+            silent_s, newest = judged
+            SOURCE_SILENCE.labels(connector).set(silent_s)
+            alive = (
+                newest.state == ConnectorState.RUNNING and now_ts - newest.heartbeat < stale_beat
+            )
+            context: Context = {
+                "connector": connector,
+                "silent_s": round(silent_s, 1),
+                "limit_s": limit,
+                "connector_alive": alive,
+                "connector_state": newest.state if alive or newest.state != "running" else "lost",
+                "last_heartbeat_age_s": round(now_ts - newest.heartbeat, 1),
+            }
+            out.alarms.extend(
+                self.alarms.observe("source_silent", connector, now_ts, silent_s / limit, context)
+            )
+        return len(out.alarms) > before
+
+
+def sources_pipeline(
+    settings: Settings, book: RuleBook, sink: BaseSink, checkpoints: Checkpoints,
+    producer: Producer, highwater: Callable[[str, int], int | None] | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Pipeline:  # fmt: skip
+    def factory(key: StateKey, saved: bytes | None) -> SourcesPartition:
+        return SourcesPartition(settings, book, saved)
+
+    return Pipeline(
+        "sources", settings, sink, checkpoints, producer, factory, highwater=highwater, clock=clock
+    )

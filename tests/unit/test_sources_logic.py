@@ -1,0 +1,116 @@
+from datetime import UTC, datetime, timedelta
+
+from schemas.alarm_rules import load_rules
+from schemas.alarms import AlarmState, Severity
+from schemas.deadletter import Reason
+from schemas.settings import Settings
+from schemas.sources import ConnectorState, SourceHeartbeat
+from streams.pipeline import Emitted, Message
+from streams.sources_logic import SourcesPartition
+
+T0 = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
+
+
+def beat(at_s: float, last_event_s: float | None, state: str = "running", instance: str = "h:1",
+         connector: str = "gtfs-rt", started_s: float = 0.0) -> SourceHeartbeat:  # fmt: skip
+    return SourceHeartbeat(
+        connector=connector,
+        instance=instance,
+        at=T0 + timedelta(seconds=at_s),
+        state=ConnectorState(state),
+        topics=["transit.vehicle-positions"],
+        events_total=10,
+        last_event_at=None if last_event_s is None else T0 + timedelta(seconds=last_event_s),
+        started_at=T0 + timedelta(seconds=started_s),
+    )
+
+
+class Feed:
+    def __init__(self) -> None:
+        self.part = SourcesPartition(Settings(_env_file=None), load_rules())  # type: ignore[call-arg]
+        self.offset = 0
+
+    def send(self, hb: SourceHeartbeat, now_s: float) -> Emitted:
+        out = Emitted()
+        self.offset += 1
+        msg = Message(
+            "sitroom.source-heartbeats", 0, self.offset, None, hb.model_dump_json().encode()
+        )
+        _, rejected = self.part.handle(msg, T0 + timedelta(seconds=now_s), out)
+        assert not rejected
+        self.part.tick(T0 + timedelta(seconds=now_s), 0.0, out)
+        return out
+
+    def tick(self, now_s: float) -> Emitted:
+        out = Emitted()
+        self.part.tick(T0 + timedelta(seconds=now_s), 0.0, out)
+        return out
+
+
+def test_a_quiet_source_with_a_live_connector_raises_then_escalates_then_clears() -> None:
+    f = Feed()
+    assert not f.send(beat(15, 10), 15).alarms
+    assert not f.tick(129).alarms  # 119 s of silence, limit 120
+    (raised,) = f.send(beat(135, 10), 135).alarms
+    assert raised.kind == "source_silent" and raised.entity == "gtfs-rt"
+    assert raised.state is AlarmState.RAISED and raised.severity is Severity.WARNING
+    assert raised.context["connector_alive"] is True
+    (worse,) = f.send(beat(615, 10), 615).alarms  # 605 s > 5 x 120
+    assert worse.severity is Severity.CRITICAL
+    (cleared,) = f.send(beat(630, 628), 630).alarms
+    assert cleared.state is AlarmState.CLEARED
+
+
+def test_a_connector_that_died_is_silent_and_said_to_be_lost() -> None:
+    f = Feed()
+    f.send(beat(15, 15), 15)
+    (raised,) = f.tick(200).alarms  # no heartbeat since 15 s: the process is gone
+    assert raised.context["connector_alive"] is False
+    assert raised.context["connector_state"] == "lost"
+
+
+def test_a_finished_replay_is_quiet_on_purpose_and_clears_its_alarm() -> None:
+    f = Feed()
+    f.send(beat(15, 5, connector="price-replay"), 15)
+    assert f.tick(200).alarms
+    (cleared,) = f.send(beat(201, 5, state="finished", connector="price-replay"), 201).alarms
+    assert cleared.state is AlarmState.CLEARED
+    assert not f.tick(5000).alarms
+
+
+def test_a_restarted_connector_is_judged_by_its_newest_instance() -> None:
+    f = Feed()
+    f.send(beat(15, 10, state="finished", instance="h:1"), 15)
+    assert not f.tick(1000).alarms
+    f.send(beat(1005, None, instance="h:2", started_s=1000), 1005)  # started, nothing yet
+    assert not f.tick(1100).alarms
+    (raised,) = f.tick(1121).alarms
+    assert raised.context["silent_s"] == 121.0
+
+
+def test_per_connector_limits_and_stale_beats() -> None:
+    f = Feed()
+    f.send(beat(15, 10, connector="flood-simulator"), 15)
+    assert not f.tick(3600).alarms  # reports come when it floods: limit 1 day
+    f.send(beat(30, 30), 30)
+    late = f.send(beat(20, 5), 40)  # an older beat delivered late changes nothing
+    assert not late.alarms
+    assert (
+        f.part.state.connectors["gtfs-rt"]["h:1"].last_event
+        == (T0 + timedelta(seconds=30)).timestamp()
+    )
+
+
+def test_state_survives_a_checkpoint_and_future_beats_are_dead_lettered() -> None:
+    f = Feed()
+    f.send(beat(15, 10), 15)
+    assert f.tick(200).alarms
+    restored = SourcesPartition(Settings(_env_file=None), load_rules(), f.part.dumps())  # type: ignore[call-arg]
+    out = Emitted()
+    restored.tick(T0 + timedelta(seconds=210), 0.0, out)
+    assert not out.alarms  # still open, not raised twice
+    msg = Message(
+        "sitroom.source-heartbeats", 0, 99, None, beat(10_000, 10).model_dump_json().encode()
+    )
+    _, rejected = restored.handle(msg, T0 + timedelta(seconds=220), out)
+    assert rejected[0].reason is Reason.FUTURE_TIMESTAMP
