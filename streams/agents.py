@@ -64,6 +64,11 @@ def register_pipeline(
             try:
                 await pipeline.handle_batch(batch)
             except Exception as exc:
+                # faust's take_events acks the batch in a `finally` even when this body
+                # raises, so a commit before the worker stops would move past messages that
+                # were never stored. Marked acked, its ack becomes a no-op and the offsets stay.
+                for event in events:
+                    event.message.acked = True
                 # Restarting only the agent would move past this batch's messages with
                 # state that never saw them; crash the worker so a restart replays from the
                 # committed offsets and the last checkpoint.

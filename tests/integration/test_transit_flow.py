@@ -6,8 +6,10 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from connectors.brt_simulator import BrtSimulator
+from schemas.catalog import VEHICLE_POSITIONS
 from schemas.settings import Settings
 from schemas.warehouse import Warehouse
 from sitroom.embedded_broker import EmbeddedBroker
@@ -225,10 +227,27 @@ async def test_a_failing_write_stops_the_worker_and_a_restart_loses_nothing(
         finally:
             await wh._run("command", "RENAME TABLE transit_positions_away TO transit_positions")
     assert await wh.scalar("SELECT count() FROM transit_positions") == 0
+    # Nothing was stored, so nothing may have been committed either (faust acks a failed
+    # batch on its way out unless the worker prevents it).
+    probe = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=settings.app_id,
+                             enable_auto_commit=False)  # fmt: skip
+    await probe.start()
+    try:
+        committed = [
+            await probe.committed(TopicPartition(VEHICLE_POSITIONS.name, p))
+            for p in range(VEHICLE_POSITIONS.partitions)
+        ]
+    finally:
+        await probe.stop()
+    assert all(c is None or c <= 0 for c in committed), committed
     async with running_worker(settings, broker.bootstrap, wh):
+        expected, seen = sum(len(b) for b in ticks[:10]), [None]
 
         async def all_stored() -> bool:
-            n = await wh.scalar("SELECT count() FROM transit_positions FINAL")
-            return bool(n == sum(len(b) for b in ticks[:10]))
+            seen[0] = await wh.scalar("SELECT count() FROM transit_positions FINAL")
+            return bool(seen[0] == expected)
 
-        await eventually(all_stored, 60, "the restarted worker to store every position")
+        try:
+            await eventually(all_stored, 90, "the restarted worker to store every position")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {seen[0]} of {expected} stored") from exc
