@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api.commands import KafkaEventPublisher
 from api.metrics import observe_requests
 from api.routers import alarms, cctv, flood, health, layers, situation, traffic, transit, waste
+from api.routers.deadletters import router as deadletters_router
 from api.routers.prices import router as prices_router
 from api.routers.procurement import router as procurement_router
 from api.routers.reports import router as reports_router
@@ -26,7 +27,9 @@ def create_api(
     app = FastAPI(
         title="sitroom",
         version="0.1.0",
-        description="Situation room API: transit (Trans Semarang BRT), alarms, health, metrics.",
+        description="Situation room API of Kota Semarang: transit (Trans Semarang BRT), flood,"
+        " traffic, cameras, garbage trucks, market prices, citizens' reports, procurement,"
+        " alarms, dead letters, health, metrics.",
     )
     app.state.settings = settings
     app.state.warehouse = warehouse
@@ -46,6 +49,7 @@ def create_api(
     app.include_router(situation.router)
     app.include_router(layers.router)
     app.include_router(reports_router)
+    app.include_router(deadletters_router)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

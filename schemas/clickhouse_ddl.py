@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from schemas.ddl_departments import *  # noqa: F403  (one namespace for every table)
 from schemas.ddl_departments import DEPARTMENT_DDL
+from schemas.ddl_sensors import *  # noqa: F403
+from schemas.ddl_sensors import SENSOR_DDL
 
 POSITIONS = "transit_positions"
 VEHICLE_1M = "transit_vehicle_1m"
@@ -19,67 +21,6 @@ SOURCE_STATUS_COLUMNS = (
     "connector", "instance", "state", "topics", "events_total", "last_event_at",
     "started_at", "heartbeat_at",
 )  # fmt: skip
-GAUGE_READINGS = "flood_gauge_readings"
-FLOOD_REPORTS = "flood_reports"
-FLOOD_STATUS = "flood_kecamatan_status"
-
-GEOFENCE_EVENTS = "waste_geofence_events"
-TRUCK_DAILY = "waste_truck_daily"
-GEOFENCE_COLUMNS = ("truck_id", "ts", "site_id", "site_kind", "event")
-DAILY_COLUMNS = ("truck_id", "day", "km", "tpa_trips", "fixes", "updated_at")
-CCTV_INCIDENTS = "cctv_incidents"
-CCTV_EVENTS = "cctv_events"
-INCIDENT_COLUMNS = (
-    "incident_id", "camera_id", "kind", "kecamatan", "started_at", "last_seen", "events",
-    "max_confidence", "state", "version",
-)  # fmt: skip
-CAMERA_EVENT_COLUMNS = (
-    "camera_id",
-    "ts",
-    "kind",
-    "confidence",
-    "plate",
-    "people",
-    "kecamatan",
-    "incident_id",
-)
-TRAFFIC_5M = "traffic_segment_5m"
-TRAFFIC_COLUMNS = (
-    "segment_id",
-    "window_start",
-    "road",
-    "kecamatan",
-    "observations",
-    "volume",
-    "mean_speed_kmh",
-    "occupancy_pct",
-    "speed_ratio",
-    "congestion",
-)
-GAUGE_COLUMNS = ("station_id", "kind", "ts", "value", "river", "kecamatan", "source", "ingested_at")
-REPORT_COLUMNS = (
-    "report_id",
-    "ts",
-    "lat",
-    "lon",
-    "depth_cm",
-    "kecamatan",
-    "note",
-    "source",
-    "ingested_at",
-)
-STATUS_COLUMNS = (
-    "kecamatan",
-    "updated_at",
-    "status",
-    "level_index",
-    "gauge_status",
-    "report_status",
-    "reports",
-    "max_report_depth_cm",
-    "stations",
-)
-
 POSITION_COLUMNS = (
     "vehicle_id",
     "ts",
@@ -141,6 +82,12 @@ ALARM_COLUMNS = (
     "cleared_by",
 )
 CHECKPOINT_COLUMNS = ("cluster_id", "group_id", "topic", "partition", "offset", "state", "saved_at")
+DEAD_LETTERS = "dead_letters"
+DEAD_LETTER_COLUMNS = (
+    "partition", "offset", "received_at", "reason", "detail", "source_topic",
+    "source_partition", "source_offset", "item_index", "connector", "location", "raw",
+    "raw_bytes",
+)  # fmt: skip
 
 _ALARM_FIELDS = """
         id String,
@@ -164,116 +111,6 @@ _ALARM_FIELDS = """
 """
 
 DDL: tuple[str, ...] = (
-    f"""
-    CREATE TABLE IF NOT EXISTS {GEOFENCE_EVENTS} (
-        truck_id LowCardinality(String),
-        ts DateTime64(3, 'UTC'),
-        site_id LowCardinality(String),
-        site_kind LowCardinality(String),
-        event LowCardinality(String) COMMENT 'enter or exit'
-    ) ENGINE = ReplacingMergeTree
-    PARTITION BY toYYYYMM(ts)
-    ORDER BY (truck_id, ts, site_id, event)
-    """,
-    f"""
-    CREATE TABLE IF NOT EXISTS {TRUCK_DAILY} (
-        truck_id LowCardinality(String),
-        day Date COMMENT 'local day (WIB)',
-        km Float64,
-        tpa_trips UInt32 COMMENT 'entries into the TPA geofence',
-        fixes UInt32,
-        updated_at DateTime64(3, 'UTC')
-    ) ENGINE = ReplacingMergeTree(updated_at)
-    ORDER BY (truck_id, day)
-    """,
-    f"""
-    CREATE TABLE IF NOT EXISTS {CCTV_EVENTS} (
-        camera_id LowCardinality(String),
-        ts DateTime64(3, 'UTC'),
-        kind LowCardinality(String),
-        confidence Float32,
-        plate Nullable(String),
-        people Nullable(UInt32),
-        kecamatan LowCardinality(String),
-        incident_id String COMMENT 'empty when the event opened no incident'
-    ) ENGINE = ReplacingMergeTree
-    PARTITION BY toYYYYMM(ts)
-    ORDER BY (camera_id, kind, ts)
-    """,
-    f"""
-    CREATE TABLE IF NOT EXISTS {CCTV_INCIDENTS} (
-        incident_id String,
-        camera_id LowCardinality(String),
-        kind LowCardinality(String),
-        kecamatan LowCardinality(String),
-        started_at DateTime64(3, 'UTC'),
-        last_seen DateTime64(3, 'UTC'),
-        events UInt32,
-        max_confidence Float32,
-        state LowCardinality(String) COMMENT 'open or closed',
-        version UInt64
-    ) ENGINE = ReplacingMergeTree(version)
-    ORDER BY incident_id
-    """,
-    f"""
-    CREATE TABLE IF NOT EXISTS {TRAFFIC_5M} (
-        segment_id LowCardinality(String),
-        window_start DateTime('UTC'),
-        road LowCardinality(String),
-        kecamatan LowCardinality(String),
-        observations UInt32,
-        volume UInt32 COMMENT 'vehicles counted in the window',
-        mean_speed_kmh Nullable(Float32) COMMENT 'count-weighted',
-        occupancy_pct Nullable(Float32),
-        speed_ratio Nullable(Float32) COMMENT 'mean speed / free-flow speed',
-        congestion LowCardinality(String) COMMENT 'free, moderate, heavy, jammed'
-    ) ENGINE = ReplacingMergeTree
-    PARTITION BY toYYYYMM(window_start)
-    ORDER BY (segment_id, window_start)
-    """,
-    f"""
-    CREATE TABLE IF NOT EXISTS {GAUGE_READINGS} (
-        station_id LowCardinality(String),
-        kind LowCardinality(String),
-        ts DateTime64(3, 'UTC'),
-        value Float32,
-        river LowCardinality(String),
-        kecamatan LowCardinality(String),
-        source LowCardinality(String),
-        ingested_at DateTime64(3, 'UTC')
-    ) ENGINE = ReplacingMergeTree
-    PARTITION BY toYYYYMM(ts)
-    ORDER BY (station_id, kind, ts)
-    """,
-    f"""
-    CREATE TABLE IF NOT EXISTS {FLOOD_REPORTS} (
-        report_id String,
-        ts DateTime64(3, 'UTC'),
-        lat Float64,
-        lon Float64,
-        depth_cm Float32,
-        kecamatan LowCardinality(String),
-        note Nullable(String),
-        source LowCardinality(String),
-        ingested_at DateTime64(3, 'UTC')
-    ) ENGINE = ReplacingMergeTree
-    PARTITION BY toYYYYMM(ts)
-    ORDER BY report_id
-    """,
-    f"""
-    CREATE TABLE IF NOT EXISTS {FLOOD_STATUS} (
-        kecamatan LowCardinality(String),
-        updated_at DateTime64(3, 'UTC'),
-        status LowCardinality(String) COMMENT 'normal, waspada, siaga, awas',
-        level_index UInt8,
-        gauge_status LowCardinality(String),
-        report_status LowCardinality(String),
-        reports UInt32 COMMENT 'citizen reports in the report window',
-        max_report_depth_cm Float32,
-        stations Array(String) COMMENT 'gauges at waspada or worse'
-    ) ENGINE = ReplacingMergeTree(updated_at)
-    ORDER BY kecamatan
-    """,
     f"""
     CREATE TABLE IF NOT EXISTS {POSITIONS} (
         vehicle_id String,
@@ -375,6 +212,27 @@ DDL: tuple[str, ...] = (
     ) ENGINE = ReplacingMergeTree(heartbeat_at)
     ORDER BY (connector, instance)
     """,
+    f"""
+    CREATE TABLE IF NOT EXISTS {DEAD_LETTERS} (
+        partition UInt32 COMMENT 'of sitroom.deadletter',
+        offset Int64 COMMENT 'of sitroom.deadletter: the identity of the letter',
+        received_at DateTime64(3, 'UTC'),
+        reason LowCardinality(String),
+        detail String,
+        source_topic LowCardinality(String) COMMENT 'empty when a connector rejected a record',
+        source_partition Nullable(Int32),
+        source_offset Nullable(Int64),
+        item_index Nullable(Int32),
+        connector LowCardinality(String) COMMENT 'empty when the worker rejected an event',
+        location String COMMENT 'where in the source, e.g. file:line',
+        raw String COMMENT 'the original bytes (first 64 KiB; withheld for personal data)',
+        raw_bytes UInt32
+    ) ENGINE = ReplacingMergeTree
+    PARTITION BY toYYYYMM(received_at)
+    ORDER BY (partition, offset)
+    TTL toDateTime(received_at) + INTERVAL 90 DAY
+    """,
+    *SENSOR_DDL,
     *DEPARTMENT_DDL,
 )
 

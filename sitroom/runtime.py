@@ -25,6 +25,7 @@ from schemas.alarm_rules import load_rules
 from schemas.alarms import AlarmCommand
 from schemas.catalog import (
     CAMERA_EVENTS,
+    DEAD_LETTER,
     FLOOD_REPORTS,
     GAUGE_READINGS,
     PRICE_OBSERVATIONS,
@@ -51,6 +52,7 @@ from streams.app import create_app
 from streams.cctv_logic import cctv_pipeline
 from streams.checkpoints import CheckpointStore
 from streams.commands import consume_commands
+from streams.deadletter_logic import deadletter_pipeline
 from streams.flood_stream import flood_pipeline
 from streams.pipeline import Pipeline
 from streams.prices_logic import prices_pipeline
@@ -167,8 +169,10 @@ class WorkerService:
             self.settings, book, load_sites(), sink(), checkpoints, producer, highwater
         )
         sources = sources_pipeline(self.settings, book, sink(), checkpoints, producer, highwater)
+        letters = deadletter_pipeline(self.settings, book, sink(), checkpoints, producer, highwater)
         tick_s = max(1.0, self.settings.window_idle_close_s / 3)
         register_pipeline(app, self.settings, sources, [SOURCE_HEARTBEATS], tick_s)
+        register_pipeline(app, self.settings, letters, [DEAD_LETTER], tick_s)
         register_pipeline(app, self.settings, transit, [VEHICLE_POSITIONS], tick_s)
         register_pipeline(app, self.settings, flood, [GAUGE_READINGS, FLOOD_REPORTS], tick_s)
         register_pipeline(app, self.settings, traffic, [TRAFFIC_OBSERVATIONS], tick_s)
@@ -179,7 +183,7 @@ class WorkerService:
             sink(), checkpoints, producer, REPORT_CONTACTS.name, highwater,
         )  # fmt: skip
         register_pipeline(app, self.settings, reports, [REPORT_EVENTS, REPORT_CONTACTS], tick_s)
-        self.pipelines = [transit, flood, traffic, cctv, waste, sources]
+        self.pipelines = [transit, flood, traffic, cctv, waste, sources, letters]
         self.pipelines.append(reports)
         procurement = procurement_pipeline(
             self.settings, book, sink(), checkpoints, producer, highwater

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import faust
@@ -38,6 +38,11 @@ def consumer_highwater(app: faust.App) -> Callable[[str, int], int | None]:
     return highwater
 
 
+def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
+    items = raw.items() if isinstance(raw, Mapping) else (raw or ())
+    return tuple((str(k), bytes(v or b"")) for k, v in items)
+
+
 def register_pipeline(
     app: faust.App,
     settings: Settings,
@@ -58,7 +63,7 @@ def register_pipeline(
             settings.sink_batch_messages, within=settings.sink_max_delay_s
         ):
             batch = [
-                Message(m.topic, m.partition, m.offset, m.key, m.value)
+                Message(m.topic, m.partition, m.offset, m.key, m.value, _headers(m.headers))
                 for m in (e.message for e in events)
             ]
             try:

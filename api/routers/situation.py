@@ -164,6 +164,17 @@ async def situation(warehouse: WarehouseDep) -> Situation:
             )
             for k, v in r.items()
         },
+        "dead_letters": {
+            "last_hour_by_source": {
+                r["source"]: int(r["n"])
+                for r in await run_query(
+                    warehouse,
+                    f"SELECT if(source_topic != '', source_topic, connector) AS source,"
+                    f" count() AS n FROM {ddl.DEAD_LETTERS} FINAL"
+                    f" WHERE received_at >= now64(3) - INTERVAL 1 HOUR GROUP BY source",
+                )
+            }
+        },
     }
     return Situation(
         generated_at=now,

@@ -102,6 +102,25 @@ async def test_poison_messages_are_dead_lettered_and_the_stream_goes_on(
                 'sitroom_events_dead_lettered_total{reason="future_timestamp",topic="transit.vehicle-positions"}'
                 in metrics
             )
+
+            # The same letters are queryable in ClickHouse through the API.
+            async def stored_letters() -> list:  # type: ignore[type-arg]
+                rows = (await api.get("/v1/deadletters")).json()
+                return rows if len(rows) == 4 else []
+
+            rows = await eventually(stored_letters, 30, "the dead letters in ClickHouse")
+            by = {r["reason"]: r for r in rows}
+            assert set(by) == set(by_reason)
+            assert by["invalid_json"]["raw"] == poison[0].decode("utf-8", "replace")
+            assert by["outside_service_area"]["source_topic"] == VEHICLE_POSITIONS.name
+            assert by["schema_violation"]["source_offset"] is not None
+            counts = (await api.get("/v1/deadletters/counts")).json()
+            assert sum(c["letters"] for c in counts) == 4
+            assert {c["source"] for c in counts} == {VEHICLE_POSITIONS.name}
+            overview = (await api.get("/v1/situation")).json()
+            assert overview["counts"]["dead_letters"]["last_hour_by_source"] == {
+                VEHICLE_POSITIONS.name: 4
+            }
             vehicle = (await api.get("/v1/transit/vehicles/K7-01")).json()
             assert vehicle["latest"]["ts"].startswith(
                 (now - timedelta(minutes=1.9)).strftime("%Y-%m-%dT%H:%M")
