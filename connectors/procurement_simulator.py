@@ -39,6 +39,7 @@ SUPPLIERS = (
     "PT Data Prima Informatika", "CV Rejeki Banyumanik", "PT Sarana Kaligawe",
 )  # fmt: skip
 FAVOURED_SUPPLIER = SUPPLIERS[0]
+BACKFILL_DAYS = 60
 METHODS = (("Tender", 0.35), ("Pengadaan Langsung", 0.35), ("Penunjukan Langsung", 0.1),
            ("E-Purchasing", 0.2))  # fmt: skip
 CATEGORIES = ("Pekerjaan Konstruksi", "Pengadaan Barang", "Jasa Konsultansi", "Jasa Lainnya")
@@ -54,8 +55,11 @@ class ProcurementSimulator(TickSource):
 
     def __init__(self, seed: int = 7, interval_s: float = 30.0, start: float | None = None,
                  duration_s: float | None = None, realtime: bool = True,
-                 packages_per_tick: float = 0.6) -> None:  # fmt: skip
+                 packages_per_tick: float = 0.6, backfill: int = 0) -> None:  # fmt: skip
         self.rng = random.Random(seed)
+        # Packages of the past BACKFILL_DAYS reported at the first tick, so a fresh run
+        # already has statistics and red flags to show.
+        self.backfill = backfill
         self._clock(interval_s, start, duration_s, realtime)
         self.packages_per_tick = packages_per_tick
         self.next_code = 10_000_000 + seed * 1000
@@ -133,5 +137,7 @@ class ProcurementSimulator(TickSource):
         return events
 
     def events_at(self, t: float) -> list[TenderEvent]:
+        past = [t - BACKFILL_DAYS * DAY * k / self.backfill for k in range(self.backfill, 0, -1)]
+        self.backfill = 0
         n = int(self.packages_per_tick) + (self.rng.random() < self.packages_per_tick % 1)
-        return [e for _ in range(n) for e in self._package(t)]
+        return [e for at in [*past, *[t] * n] for e in self._package(at)]

@@ -33,7 +33,7 @@ def embedded_sources(settings: Settings) -> list[Source]:
         WasteSimulator(load_sites(), seed=seed),
         TrafficSimulator(load_segments(), seed=seed),
         PriceSimulator(load_markets(), load_commodities(), seed=seed),
-        ProcurementSimulator(seed=seed),
+        ProcurementSimulator(seed=seed, backfill=40),
         reports_cmd.simulator(settings),
         MqttBridge(settings.mqtt_url, flood_route(settings.mqtt_prefix)),
     ]

@@ -19,7 +19,8 @@ SOURCES: dict[str, tuple[str, str]] = {
     "transit.vehicle-positions": (ddl.POSITIONS, "ts"),
     "flood.gauge-readings": (ddl.GAUGE_READINGS, "ts"),
     "flood.citizen-reports": (ddl.FLOOD_REPORTS, "ts"),
-    "traffic.observations": (ddl.TRAFFIC_5M, "window_start + INTERVAL 5 MINUTE"),
+    # An open window ends in the future: its newest event is no later than now.
+    "traffic.observations": (ddl.TRAFFIC_5M, "least(window_start + INTERVAL 5 MINUTE, now64(3))"),
     "cctv.events": (ddl.CCTV_EVENTS, "ts"),
     "procurement.tender-events": (ddl.PROCUREMENT_EVENTS, "ts"),
     "waste.truck-positions": (ddl.TRUCK_DAILY, "updated_at"),

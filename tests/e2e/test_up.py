@@ -114,7 +114,8 @@ def test_up_runs_everything_stops_cleanly_and_keeps_its_rows(env: dict[str, str]
         # The departments' domains run too: prices, citizens' reports, tenders.
         wait_json(f"{up.base}/v1/prices/city", lambda b: len(b) >= 1, 60)
         wait_json(f"{up.base}/v1/reports?open=true", lambda b: b["total"] >= 1, 60)
-        wait_json(f"{up.base}/v1/procurement/tenders", lambda b: b["total"] >= 1, 60)
+        wait_json(f"{up.base}/v1/procurement/tenders", lambda b: b["total"] >= 20, 60)
+        wait_json(f"{up.base}/v1/procurement/flags", lambda b: len(b) >= 1, 30)
         # Every connector of `up` reports itself alive and publishing (the flood simulator
         # publishes citizens' reports only now and then: alive is enough).
         situation = wait_json(
@@ -128,6 +129,7 @@ def test_up_runs_everything_stops_cleanly_and_keeps_its_rows(env: dict[str, str]
         )
         assert all(c["state"] == "running" for c in situation["connectors"])
         assert "sources" not in situation["active_alarms"]
+        assert all(f["age_s"] is None or f["age_s"] > -5 for f in situation["freshness"])
         assert {"prices", "reports", "procurement"} <= set(situation["counts"])
         metrics = wait_json(
             f"{up.base}/metrics", lambda t: "sitroom_sink_rows_written_total" in t, 30

@@ -7,6 +7,7 @@ import pytest
 from connectors.ocds_replay import OcdsReplaySource, release_events
 from connectors.procurement_simulator import ProcurementSimulator
 from connectors.spse_replay import ListingKind, SpseReplaySource, detect_kind, split_rows
+from schemas.procurement import TenderKind
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "procurement"
 AS_OF = datetime(2026, 3, 1, tzinfo=UTC)
@@ -122,3 +123,13 @@ def test_simulator_is_deterministic_and_injects_red_flags() -> None:
     methods = {e.method for e in events if e.method}
     assert methods == {"Tender", "Pengadaan Langsung", "Penunjukan Langsung", "E-Purchasing"}
     assert all(e.ts.timestamp() <= 1_780_000_000 + 120 * 30 for e in events)
+
+
+def test_the_simulator_backfills_past_packages_once() -> None:
+    t0 = 1_780_000_000.0
+    sim = ProcurementSimulator(seed=3, start=t0, realtime=False, backfill=20)
+    first = sim.events_at(t0)
+    contracts = [e for e in first if e.kind is TenderKind.CONTRACT]
+    assert len(contracts) >= 20
+    assert min(e.ts.timestamp() for e in contracts) < t0 - 50 * 86400  # spread over 60 days
+    assert len([e for e in sim.events_at(t0 + 30) if e.kind is TenderKind.CONTRACT]) <= 1
