@@ -11,6 +11,7 @@ from api.commands import KafkaEventPublisher
 from api.metrics import observe_requests
 from api.routers import alarms, cctv, flood, health, layers, situation, traffic, transit, waste
 from api.routers.deadletters import router as deadletters_router
+from api.routers.live import router as live_router
 from api.routers.prices import router as prices_router
 from api.routers.procurement import router as procurement_router
 from api.routers.reports import router as reports_router
@@ -50,6 +51,7 @@ def create_api(
     app.include_router(layers.router)
     app.include_router(reports_router)
     app.include_router(deadletters_router)
+    app.include_router(live_router)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

@@ -66,6 +66,8 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=0, le=65535)
+    # Live (SSE) connections the API serves at once; each holds a Kafka consumer.
+    api_live_max_clients: int = Field(50, ge=1)
     # Processes without the API (worker, connectors) serve /metrics here; 0 disables.
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(9464, ge=0, le=65535)

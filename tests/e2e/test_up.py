@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -131,6 +132,13 @@ def test_up_runs_everything_stops_cleanly_and_keeps_its_rows(env: dict[str, str]
         assert "sources" not in situation["active_alarms"]
         assert all(f["age_s"] is None or f["age_s"] > -5 for f in situation["freshness"])
         assert {"prices", "reports", "procurement"} <= set(situation["counts"])
+        # A dashboard subscribes to a live feed (SSE) and gets the buses as they report.
+        with httpx.stream("GET", f"{up.base}/v1/live/transit", timeout=30) as live:
+            assert live.headers["content-type"].startswith("text/event-stream")
+            lines = live.iter_lines()
+            first = next(line for line in lines if line.startswith("data:"))
+        assert "vehicle_id" in json.loads(first.removeprefix("data:"))
+        assert httpx.get(f"{up.base}/v1/live/nonsense", timeout=10).status_code == 404
         metrics = wait_json(
             f"{up.base}/metrics", lambda t: "sitroom_sink_rows_written_total" in t, 30
         )
@@ -199,7 +207,6 @@ def test_schemas_export_writes_json_schema_per_event_type(tmp_path: Path) -> Non
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == sorted(f"{t.name}.schema.json" for t in CATALOG if t.schema is not None)
     assert "transit.vehicle-positions.schema.json" in names and len(names) >= 5
-    import json
 
     schema = json.loads((tmp_path / "transit.vehicle-positions.schema.json").read_text())
     assert "vehicle_id" in schema["required"] and schema["x-topic"]["partitions"] == 6
