@@ -82,14 +82,30 @@ def to_event(route: Route, topic: str, payload: bytes) -> tuple[BaseModel | None
         return None, "schema_violation", f"{topic}: {detail}"
 
 
+def client_id_for(route: Route) -> str:
+    """A stable MQTT client id per route, so the broker keeps the bridge's session (and
+    queues its messages) across restarts; two bridges on one route must not share it."""
+    return "sitroom-bridge-" + re.sub(r"[^A-Za-z0-9]+", "-", route.pattern.split("/{")[0]).strip(
+        "-"
+    )
+
+
 class MqttBridge(Source):
+    """At least once from MQTT to Kafka: a persistent session (``clean_session`` off, a
+    stable client id) makes the broker queue QoS 1 messages while the bridge is away, and a
+    message is acknowledged to the broker only after Kafka has it (or its dead letter), so
+    a crash in between gets it redelivered rather than lost."""
+
     name = "mqtt-bridge"
 
-    def __init__(self, url: str, route: Route, reconnect_s: float = 2.0) -> None:
+    def __init__(self, url: str, route: Route, reconnect_s: float = 2.0,
+                 client_id: str | None = None, persistent: bool = True) -> None:  # fmt: skip
         self.host, self.port = mqtt_address(url)
         self.route = route
         self.topic = route.spec
         self.reconnect_s = reconnect_s
+        self.client_id = client_id or client_id_for(route)
+        self.persistent = persistent
         self.subscribed = asyncio.Event()
 
     def key(self, event: BaseModel) -> str:
@@ -98,9 +114,18 @@ class MqttBridge(Source):
     async def batches(self, publisher: KafkaPublisher) -> AsyncIterator[Sequence[BaseModel]]:
         while True:
             try:
-                async with aiomqtt.Client(
-                    self.host, self.port, identifier=f"sitroom-{self.name}"
-                ) as client:
+                client = aiomqtt.Client(
+                    self.host,
+                    self.port,
+                    identifier=self.client_id,
+                    clean_session=not self.persistent,
+                )
+                # aiomqtt has no manual acks yet (empicano/aiomqtt#345); paho's own switch, as
+                # its maintainers' workaround does, makes acks ours to send. Set before
+                # connecting: a resumed session delivers its queue right after CONNACK.
+                paho = client._client
+                paho.manual_ack_set(True)
+                async with client:
                     await client.subscribe(self.route.mqtt_filter(), qos=1)
                     self.subscribed.set()
                     log.info(
@@ -121,8 +146,9 @@ class MqttBridge(Source):
                             await publisher.dead_letter(
                                 payload, reason, detail, f"mqtt:{message.topic}"
                             )
-                            continue
-                        yield [event]
+                        else:
+                            yield [event]  # resumes once the batch is published
+                        paho.ack(message.mid, message.qos)
             except aiomqtt.MqttError as exc:
                 self.subscribed.clear()
                 FETCH_ERRORS.labels(self.name).inc()

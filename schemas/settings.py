@@ -105,6 +105,8 @@ class Settings(BaseSettings):
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     # Topics are <prefix>/flood/<station_id>/<kind>.
     mqtt_prefix: str = Field("semarang", min_length=1, pattern=r"^[^#+]+$")
+    # The bridge's MQTT client id (its persistent session); unset: derived from the prefix.
+    mqtt_client_id: str | None = Field(None, min_length=1, max_length=128)
 
     # Simulators.
     flood_sim_interval_s: float = Field(10.0, gt=0)

@@ -194,7 +194,11 @@ async def cmd_connect(settings: Settings, args: argparse.Namespace) -> int:
     elif args.connector in reports_cmd.CONNECTORS:
         source = reports_cmd.source(settings, args)
     elif args.connector == "mqtt-bridge":
-        source = MqttBridge(settings.mqtt_url, flood_route(settings.mqtt_prefix))
+        source = MqttBridge(
+            settings.mqtt_url,
+            flood_route(settings.mqtt_prefix),
+            client_id=settings.mqtt_client_id,
+        )
     elif args.connector == "cctv-simulator":
         source = CctvSimulator(
             load_cameras(),

@@ -35,5 +35,9 @@ def embedded_sources(settings: Settings) -> list[Source]:
         PriceSimulator(load_markets(), load_commodities(), seed=seed),
         ProcurementSimulator(seed=seed, backfill=40),
         reports_cmd.simulator(settings),
-        MqttBridge(settings.mqtt_url, flood_route(settings.mqtt_prefix)),
+        MqttBridge(
+            settings.mqtt_url,
+            flood_route(settings.mqtt_prefix),
+            client_id=settings.mqtt_client_id,
+        ),
     ]

@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from connectors.mqtt_bridge import flood_route, to_event
+from connectors.mqtt_bridge import client_id_for, flood_route, to_event
 from schemas.alarm_rules import load_rules
 from schemas.catalog import FLOOD_REPORTS, GAUGE_READINGS
 from schemas.deadletter import Reason
@@ -121,3 +121,9 @@ def test_mqtt_topic_and_payload_become_a_reading() -> None:
         == "schema_violation"
     )
     assert to_event(route, "elsewhere/X/level", b"{}")[1] == "unrouted_topic"
+
+
+def test_the_bridge_session_id_is_stable_per_route_and_distinct_across_prefixes() -> None:
+    assert client_id_for(flood_route("semarang")) == "sitroom-bridge-semarang-flood"
+    assert client_id_for(flood_route("e2e/run 7")) == "sitroom-bridge-e2e-run-7-flood"
+    assert client_id_for(flood_route("a")) != client_id_for(flood_route("b"))
