@@ -28,6 +28,7 @@ class SourceError(RuntimeError):
 class Source(ABC):
     name: str
     topic: TopicSpec
+    finite: bool = False  # a replay of files: its progress is worth reporting as it goes
 
     @abstractmethod
     def batches(self, publisher: KafkaPublisher) -> AsyncIterator[Sequence[BaseModel]]:
@@ -38,11 +39,20 @@ class Source(ABC):
         """The partitioning key of an event (the entity whose order matters)."""
 
 
-async def run_source(source: Source, publisher: KafkaPublisher) -> int:
-    """Publish everything the source yields; return the number of events published."""
+async def run_source(source: Source, publisher: KafkaPublisher, progress_s: float = 10.0) -> int:
+    """Publish everything the source yields; return the number of events published.
+    A replay logs its progress every ``progress_s``."""
     total = 0
+    started = last = time.monotonic()
     async for batch in source.batches(publisher):
         total += await publisher.publish(source.topic, batch, source.key)
+        if source.finite and (now := time.monotonic()) - last >= progress_s:
+            last = now
+            log.info(
+                "source progress",
+                extra={"connector": source.name, "events": total,
+                       "events_per_s": round(total / (now - started), 1)},
+            )  # fmt: skip
     publisher.state = ConnectorState.FINISHED
     log.info("source finished", extra={"connector": source.name, "events": total})
     return total

@@ -98,6 +98,7 @@ class GtfsRtSource(Source):
             raise ValueError("give --file PATH (one or more) or --url URL")
         self.files = list(files)
         self.url = url
+        self.finite = bool(self.files)
         self.interval_s = interval_s
         self.max_polls = max_polls
 

@@ -131,6 +131,7 @@ def release_events(release: dict[str, Any], connector: str = "ocds-replay") -> l
 
 class OcdsReplaySource(Source):
     name = "ocds-replay"
+    finite = True
     topic = TENDER_EVENTS
 
     def __init__(self, files: Sequence[Path]) -> None:

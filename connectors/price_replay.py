@@ -55,6 +55,7 @@ class ReplayStats:
 
 class PriceReplay(Source):
     name = "price-replay"
+    finite = True
     topic = PRICE_OBSERVATIONS
 
     def __init__(self, files: Sequence[Path], market: str, commodities: CommodityRegistry,

@@ -118,6 +118,7 @@ def _key(event: BaseModel) -> str:
 
 class ReportImport(Source):
     name = "report-import"
+    finite = True
     topic = REPORT_EVENTS
 
     def __init__(self, files: Sequence[Path]) -> None:

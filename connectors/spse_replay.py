@@ -156,6 +156,7 @@ def row_event(kind: ListingKind, row: list[Any], as_of: datetime, connector: str
 
 class SpseReplaySource(Source):
     name = "spse-replay"
+    finite = True
     topic = TENDER_EVENTS
 
     def __init__(self, files: Sequence[Path], kind: ListingKind | None = None,
