@@ -222,5 +222,6 @@ DEPARTMENT_DDL: tuple[str, ...] = (
         ingested_at DateTime64(3, 'UTC')
     ) ENGINE = ReplacingMergeTree(ingested_at)
     ORDER BY report_id
+    TTL toDateTime(ts) + INTERVAL 1 YEAR
     """,
 )
