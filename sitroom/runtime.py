@@ -14,6 +14,7 @@ from typing import IO, Any
 import aiomqtt
 import faust
 import uvicorn
+from aiokafka.errors import KafkaConnectionError
 
 from api.app import create_api
 from api.commands import KafkaEventPublisher
@@ -283,6 +284,8 @@ async def wait_for_stop(
             for task in watch:
                 if task.done():
                     exc = task.exception() if not task.cancelled() else None
+                    if isinstance(exc, ConfigError):
+                        raise exc  # the command line says it in one line, exit code 2
                     if exc is not None:
                         log.error("component failed", extra={"task": task.get_name()}, exc_info=exc)
                         return 1
@@ -302,9 +305,20 @@ async def wait_for_stop(
             loop.remove_signal_handler(sig)
 
 
+async def _start(publisher: KafkaPublisher, bootstrap: str) -> None:
+    try:
+        await publisher.start()
+    except KafkaConnectionError as exc:
+        await publisher.stop()
+        raise ConfigError(
+            f"cannot reach Kafka at {bootstrap} ({exc}); check SITROOM_KAFKA_BOOTSTRAP"
+            " or start `sitroom up`"
+        ) from exc
+
+
 async def run_connector(source: Source, bootstrap: str, heartbeat_s: float | None = 15.0) -> int:
     publisher = KafkaPublisher(bootstrap, source.name, heartbeat_s)
-    await publisher.start()
+    await _start(publisher, bootstrap)
     try:
         return await run_source(source, publisher)
     finally:
@@ -323,7 +337,7 @@ async def run_flood_simulator(settings: Settings, bootstrap: str, **kwargs: Any)
         prefix=settings.mqtt_prefix,
     )
     publisher = KafkaPublisher(bootstrap, simulator.name, settings.source_heartbeat_s)
-    await publisher.start()
+    await _start(publisher, bootstrap)
     try:
         return await simulator.run(host, port, publisher, **kwargs)
     finally:

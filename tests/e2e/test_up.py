@@ -194,6 +194,13 @@ def test_bad_settings_and_arguments_get_a_clear_message(tmp_path: Path) -> None:
         env={**env, "SITROOM_KAFKA_BOOTSTRAP": "127.0.0.1:1"}, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert r.returncode == 2 and "missing.pb" in r.stderr
+    prices = GTFS.parent / "food-prices" / "bapanas_harga_konsumen_kota_bandung.csv"
+    r = subprocess.run(
+        [*SITROOM, "connect", "price-replay", "--file", str(prices), "--market", "kota-bandung"],
+        env={**env, "SITROOM_KAFKA_BOOTSTRAP": "127.0.0.1:1", "SITROOM_METRICS_PORT": "0"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 2 and "cannot reach Kafka at 127.0.0.1:1" in r.stderr
 
 
 def test_schemas_export_writes_json_schema_per_event_type(tmp_path: Path) -> None:
