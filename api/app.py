@@ -15,6 +15,7 @@ from api.routers.live import router as live_router
 from api.routers.prices import router as prices_router
 from api.routers.procurement import router as procurement_router
 from api.routers.reports import router as reports_router
+from schemas.access import load_access
 from schemas.settings import Settings
 from schemas.warehouse import Warehouse
 
@@ -33,6 +34,7 @@ def create_api(
         " alarms, dead letters, health, metrics.",
     )
     app.state.settings = settings
+    app.state.access = load_access(settings.api_tokens_file) if settings.api_tokens_file else None
     app.state.warehouse = warehouse
     app.state.broker_probe = broker_probe
     app.state.publish_command = publisher

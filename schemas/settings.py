@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     alarm_rules: Path | None = None
     # Citizen reports: category → department and SLA (TOML); unset: the packaged default.
     report_routing: Path | None = None
+    # Bearer tokens (TOML, SHA-256 hashes) for acknowledging alarms and moving reports;
+    # unset: those actions are open (the embedded single-machine run).
+    api_tokens_file: Path | None = None
 
     # Event-time windows.
     window_allowed_lateness_s: float = Field(10.0, ge=0)

@@ -257,7 +257,10 @@ def api_server(
     async def probe() -> bool:
         return await broker_reachable(bootstrap)
 
-    app = create_api(settings, warehouse, probe, commands)
+    try:
+        app = create_api(settings, warehouse, probe, commands)
+    except ValueError as exc:  # e.g. an unreadable API tokens file
+        raise ConfigError(str(exc)) from exc
     config = uvicorn.Config(
         app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False
     )

@@ -9,9 +9,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 
+from api.auth import authorize
 from api.deps import UtcDatetime, WarehouseDep, run_query
 from api.routers.transit import context_of
 from schemas import clickhouse_ddl as ddl
+from schemas.access import Role
 from schemas.alarms import AlarmCommand, CommandAction, Severity
 
 router = APIRouter(prefix="/v1/alarms", tags=["alarms"])
@@ -124,13 +126,18 @@ async def _latest(warehouse: WarehouseDep, alarm_id: str) -> AlarmOut:
 async def _command(
     request: Request, warehouse: WarehouseDep, alarm_id: str, action: CommandAction, body: CommandIn
 ) -> AlarmCommand:
+    caller = authorize(request, Role.ALARMS)
     alarm = await _latest(warehouse, alarm_id)
     if alarm.state == "cleared":
         raise HTTPException(409, f"alarm {alarm_id!r} is already cleared")
     if action is CommandAction.ACKNOWLEDGE and alarm.acknowledged_by:
         raise HTTPException(409, f"alarm {alarm_id!r} was acknowledged by {alarm.acknowledged_by}")
     command = AlarmCommand(
-        alarm_id=alarm_id, action=action, by=body.by, note=body.note, at=datetime.now(UTC)
+        alarm_id=alarm_id,
+        action=action,
+        by=caller.name or body.by,
+        note=body.note,
+        at=datetime.now(UTC),
     )
     await request.app.state.publish_command(command)
     return command

@@ -17,8 +17,10 @@ from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field, HttpUrl
 
+from api.auth import authorize
 from api.deps import UtcDatetime, WarehouseDep, run_query, utc
 from schemas import clickhouse_ddl as ddl
+from schemas.access import Role
 from schemas.catalog import REPORT_CONTACTS, REPORT_EVENTS
 from schemas.reports import (
     MAX_PHOTOS,
@@ -307,9 +309,14 @@ async def move_report(
     request: Request, warehouse: WarehouseDep, routing: RoutingDep, report_id: ReportId,
     body: StatusIn,
 ) -> StatusAccepted:  # fmt: skip
+    caller = authorize(request, Role.REPORTS)
     if body.department is not None and body.department not in routing.departments:
         raise _unprocessable("department", f"unknown department {body.department!r}")
     row = await _current(warehouse, report_id)
+    if caller.department is not None and row["department"] != caller.department:
+        raise HTTPException(
+            403, f"report {report_id} belongs to {row['department']}, not {caller.department}"
+        )
     current = ReportStatus(row["status"])
     problem = transition_problem(current, body.status, row["department"], body.department)
     if problem:
@@ -321,7 +328,8 @@ async def move_report(
     )
     event = ReportEvent(
         report_id=report_id, kind=body.status, timestamp=datetime.now(UTC),
-        department=body.department, actor=body.actor, note=body.note, channel="api", source="api",
+        department=body.department, actor=caller.name or body.actor, note=body.note,
+        channel="api", source="api",
     )  # fmt: skip
     await _publish(request, REPORT_EVENTS.name, report_id, event.model_dump_json().encode())
     log.info("report moved", extra={"report_id": report_id, "status": body.status.value,
