@@ -105,6 +105,7 @@ async def plain_loop(bootstrap: str, settings: Settings, events: int) -> float:
     out = Outputs()
     seen = 0
     now = datetime.now(UTC)
+    wall = now.timestamp()
     started = time.perf_counter()
     try:
         while seen < events:
@@ -119,8 +120,7 @@ async def plain_loop(bootstrap: str, settings: Settings, events: int) -> float:
                             check_position(p, settings.service_area, now, settings.max_future_s)
                             is None
                         ):
-                            proc.apply(p, out, now)
-                proc.close_windows(out)
+                            proc.apply(p, out, wall)
             out = Outputs()  # drop rows: this loop measures the consume+logic path only
     finally:
         await consumer.stop()
@@ -207,9 +207,7 @@ async def main() -> None:
     parser.add_argument("--probes", type=int, default=50)
     args = parser.parse_args()
 
-    settings = Settings(
-        _env_file=None, app_id=f"bench-{uuid.uuid4().hex[:6]}", window_idle_close_s=5.0
-    )  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, app_id=f"bench-{uuid.uuid4().hex[:6]}", stream_tick_s=1.0)  # type: ignore[call-arg]
     broker = EmbeddedBroker()
     bootstrap = settings.kafka_bootstrap or broker.start()
     try:

@@ -3,8 +3,9 @@
 Seeded: levels follow a tide (coastal gauges and polders) and noise around a dry-season
 base; one flood event makes a river rise through Waspada and Siaga, hold and recede; the
 rain gauge upstream reports the storm; citizens report standing water nearby; a station
-falls silent; and now and then a gauge sends garbage, as real telemetry does. The event
-script is in :attr:`FloodSimulator.truth`.
+falls silent; and now and then a gauge sends garbage, as real telemetry does. Each station
+reports at its registry cadence (``cadence_s``) or the interval, whichever is longer. The
+event script is in :attr:`FloodSimulator.truth`.
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ class FloodSimulator:
             s.id: (s.waspada or 100.0) * self.rng.uniform(0.35, 0.5) for s in self.stations
         }
         self.reported: set[int] = set()
+        # The cadence slot each station last reported in: a station reports at its own
+        # cadence (hourly gauges once an hour), never more often than the interval.
+        self.slot: dict[str, int] = {}
 
     def level(self, station: Station, t: float) -> float:
         value = self.base[station.id]
@@ -123,6 +127,10 @@ class FloodSimulator:
         for station in self.stations:
             if station.id == self.silent_station and t - self.start >= self.silent_after_s:
                 continue
+            slot = int((t - self.start) // station.cadence_s)
+            if self.slot.get(station.id) == slot:
+                continue
+            self.slot[station.id] = slot
             self.sent += 1
             topic = f"{self.prefix}/flood/{station.id}/{station.kind.value}"
             if self.garbage_every and self.sent % self.garbage_every == 0:

@@ -5,13 +5,19 @@ replaces rows instead of adding them; read with ``FINAL`` (or the views) for exa
 from __future__ import annotations
 
 from schemas.ddl_departments import *  # noqa: F403  (one namespace for every table)
-from schemas.ddl_departments import DEPARTMENT_DDL
+from schemas.ddl_departments import DEPARTMENT_DDL, PRICE_OBSERVATIONS
 from schemas.ddl_sensors import *  # noqa: F403
-from schemas.ddl_sensors import SENSOR_DDL
+from schemas.ddl_sensors import (
+    CCTV_EVENTS,
+    GAUGE_READINGS,
+    GEOFENCE_EVENTS,
+    SENSOR_DDL,
+    TRAFFIC_5M,
+    TRUCK_DAILY,
+)
 
 POSITIONS = "transit_positions"
 VEHICLE_1M = "transit_vehicle_1m"
-CORRIDOR_1M_PART = "transit_corridor_1m_part"
 CORRIDOR_1M = "transit_corridor_1m"
 ALARMS = "alarms"
 ALARM_TRANSITIONS = "alarm_transitions"
@@ -49,17 +55,7 @@ VEHICLE_1M_COLUMNS = (
     "max_speed_kmh",
     "seconds_over_limit",
     "limit_kmh",
-)
-CORRIDOR_1M_PART_COLUMNS = (
-    "corridor",
-    "window_start",
-    "partition",
-    "positions",
-    "vehicles",
-    "speed_samples",
-    "speed_sum",
-    "max_speed_kmh",
-    "seconds_over_limit",
+    "version",
 )
 ALARM_COLUMNS = (
     "id",
@@ -86,7 +82,7 @@ DEAD_LETTERS = "dead_letters"
 DEAD_LETTER_COLUMNS = (
     "partition", "offset", "received_at", "reason", "detail", "source_topic",
     "source_partition", "source_offset", "item_index", "connector", "location", "raw",
-    "raw_bytes",
+    "raw_bytes", "cluster_id",
 )  # fmt: skip
 
 _ALARM_FIELDS = """
@@ -143,37 +139,23 @@ DDL: tuple[str, ...] = (
         mean_speed_kmh Nullable(Float32),
         max_speed_kmh Nullable(Float32),
         seconds_over_limit Float32,
-        limit_kmh Float32
-    ) ENGINE = ReplacingMergeTree
+        limit_kmh Float32,
+        version UInt32 COMMENT 'fixes in the window: a late fix re-emits the row with a higher one'
+    ) ENGINE = ReplacingMergeTree(version)
     PARTITION BY toYYYYMM(window_start)
     ORDER BY (vehicle_id, window_start)
     """,
-    # One partial row per Kafka partition: vehicles are partitioned disjointly, so the
-    # view's sums are exact and each worker writes only its own rows.
+    # Corridor windows are the sum of their vehicles' windows, so a correction of a
+    # vehicle's window corrects its corridor too, and no worker holds cross-vehicle state.
     f"""
-    CREATE TABLE IF NOT EXISTS {CORRIDOR_1M_PART} (
-        corridor LowCardinality(String),
-        window_start DateTime('UTC'),
-        partition UInt16,
-        positions UInt32,
-        vehicles UInt32,
-        speed_samples UInt32,
-        speed_sum Float64,
-        max_speed_kmh Nullable(Float32),
-        seconds_over_limit Float32
-    ) ENGINE = ReplacingMergeTree
-    PARTITION BY toYYYYMM(window_start)
-    ORDER BY (corridor, window_start, partition)
-    """,
-    f"""
-    CREATE VIEW IF NOT EXISTS {CORRIDOR_1M} AS
+    CREATE OR REPLACE VIEW {CORRIDOR_1M} AS
     SELECT corridor, window_start,
            sum(positions) AS positions,
-           sum(vehicles) AS vehicles,
-           sum(speed_sum) / nullIf(sum(speed_samples), 0) AS mean_speed_kmh,
+           count() AS vehicles,
+           sum(mean_speed_kmh * speed_samples) / nullIf(sum(speed_samples), 0) AS mean_speed_kmh,
            max(max_speed_kmh) AS max_speed_kmh,
            sum(seconds_over_limit) AS seconds_over_limit
-    FROM {CORRIDOR_1M_PART} FINAL
+    FROM {VEHICLE_1M} FINAL
     GROUP BY corridor, window_start
     """,
     f"""
@@ -215,7 +197,7 @@ DDL: tuple[str, ...] = (
     f"""
     CREATE TABLE IF NOT EXISTS {DEAD_LETTERS} (
         partition UInt32 COMMENT 'of sitroom.deadletter',
-        offset Int64 COMMENT 'of sitroom.deadletter: the identity of the letter',
+        offset Int64 COMMENT 'of sitroom.deadletter: with partition and cluster_id, the identity',
         received_at DateTime64(3, 'UTC'),
         reason LowCardinality(String),
         detail String,
@@ -226,10 +208,11 @@ DDL: tuple[str, ...] = (
         connector LowCardinality(String) COMMENT 'empty when the worker rejected an event',
         location String COMMENT 'where in the source, e.g. file:line',
         raw String COMMENT 'the original bytes (first 64 KiB; withheld for personal data)',
-        raw_bytes UInt32
+        raw_bytes UInt32,
+        cluster_id String COMMENT 'of the broker: a new (embedded) broker restarts offsets at 0'
     ) ENGINE = ReplacingMergeTree
     PARTITION BY toYYYYMM(received_at)
-    ORDER BY (partition, offset)
+    ORDER BY (partition, offset, cluster_id)
     TTL toDateTime(received_at) + INTERVAL 90 DAY
     """,
     *SENSOR_DDL,
@@ -250,7 +233,32 @@ _ALARM_MIGRATIONS = tuple(
         "cleared_by Nullable(String)",
     )
 )
+# Tables whose engine gained a version column: an older copy is rebuilt once (renamed,
+# recreated, its rows copied with version 0, dropped) because an engine cannot be altered.
+VERSIONED_REBUILDS: tuple[str, ...] = (VEHICLE_1M, TRAFFIC_5M, TRUCK_DAILY)
 MIGRATIONS: tuple[str, ...] = (
+    "DROP TABLE IF EXISTS transit_corridor_1m_part",
     f"ALTER TABLE {POSITIONS} ADD COLUMN IF NOT EXISTS kecamatan LowCardinality(String)",
     *_ALARM_MIGRATIONS,
+    # A letter's identity gained the broker's cluster id; ClickHouse lets a column added in
+    # the same ALTER join the end of the sorting key. Idempotent: a second run changes nothing.
+    f"ALTER TABLE {DEAD_LETTERS} ADD COLUMN IF NOT EXISTS cluster_id String,"
+    " MODIFY ORDER BY (partition, offset, cluster_id)",
+    # Raw tables without an ingestion time get one for their TTL; filled on insert.
+    *(
+        f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS stored_at DateTime('UTC') DEFAULT now()"
+        " COMMENT 'when the row was stored: the raw TTL counts from it'"
+        for table in (CCTV_EVENTS, GEOFENCE_EVENTS, PRICE_OBSERVATIONS)
+    ),
 )
+# Raw event tables and the column their TTL (settings.raw_ttl_days) counts from: the time
+# a row was stored, not its event time, so a replay of an old capture or a historical
+# price table is kept for the TTL like live data instead of expiring on insert.
+# Warehouse.ensure_schema applies it with ALTER, so old and new tables get it alike.
+RAW_TTL_COLUMNS: dict[str, str] = {
+    POSITIONS: "ingested_at",
+    GAUGE_READINGS: "ingested_at",
+    CCTV_EVENTS: "stored_at",
+    GEOFENCE_EVENTS: "stored_at",
+    PRICE_OBSERVATIONS: "stored_at",
+}

@@ -10,7 +10,7 @@ FLOOD_STATUS = "flood_kecamatan_status"
 GEOFENCE_EVENTS = "waste_geofence_events"
 TRUCK_DAILY = "waste_truck_daily"
 GEOFENCE_COLUMNS = ("truck_id", "ts", "site_id", "site_kind", "event")
-DAILY_COLUMNS = ("truck_id", "day", "km", "tpa_trips", "fixes", "updated_at")
+DAILY_COLUMNS = ("truck_id", "day", "km", "tpa_trips", "fixes", "updated_at", "version")
 CCTV_INCIDENTS = "cctv_incidents"
 CCTV_EVENTS = "cctv_events"
 INCIDENT_COLUMNS = (
@@ -39,6 +39,7 @@ TRAFFIC_COLUMNS = (
     "occupancy_pct",
     "speed_ratio",
     "congestion",
+    "version",
 )
 GAUGE_COLUMNS = ("station_id", "kind", "ts", "value", "river", "kecamatan", "source", "ingested_at")
 REPORT_COLUMNS = (
@@ -83,8 +84,9 @@ SENSOR_DDL: tuple[str, ...] = (
         km Float64,
         tpa_trips UInt32 COMMENT 'entries into the TPA geofence',
         fixes UInt32,
-        updated_at DateTime64(3, 'UTC')
-    ) ENGINE = ReplacingMergeTree(updated_at)
+        updated_at DateTime64(3, 'UTC') COMMENT 'newest fix counted in the day (event time)',
+        version UInt32 COMMENT 'distinct fixes in the day: a late fix re-emits the row with a higher one'
+    ) ENGINE = ReplacingMergeTree(version)
     ORDER BY (truck_id, day)
     """,
     f"""
@@ -127,8 +129,9 @@ SENSOR_DDL: tuple[str, ...] = (
         mean_speed_kmh Nullable(Float32) COMMENT 'count-weighted',
         occupancy_pct Nullable(Float32),
         speed_ratio Nullable(Float32) COMMENT 'mean speed / free-flow speed',
-        congestion LowCardinality(String) COMMENT 'free, moderate, heavy, jammed'
-    ) ENGINE = ReplacingMergeTree
+        congestion LowCardinality(String) COMMENT 'free, moderate, heavy, jammed',
+        version UInt32 COMMENT 'readings in the window: a late reading re-emits the row with a higher one'
+    ) ENGINE = ReplacingMergeTree(version)
     PARTITION BY toYYYYMM(window_start)
     ORDER BY (segment_id, window_start)
     """,

@@ -72,6 +72,11 @@ class Station(BaseModel):
     siaga: float | None = None
     awas: float | None = None
     hysteresis_cm: float = 10.0
+    # Seconds between the station's readings, as it is meant to report. The silence limits
+    # of `station_silent` are multiples of it (missed readings, from the rule book), so an
+    # hourly gauge is not silent after a quiet quarter of an hour. The default is what the
+    # simulator sends (SITROOM_FLOOD_SIM_INTERVAL_S): slow the simulator and raise it here.
+    cadence_s: float = Field(10.0, gt=0, description="seconds between readings")
 
     def bands(self) -> list[tuple[float, float]] | None:
         if self.waspada is None or self.siaga is None or self.awas is None:

@@ -214,3 +214,9 @@ class ReportsConfig(BaseModel):
         description="closed reports are remembered this long (event clock) so late events "
         "for them are rejected as illegal rather than unknown",
     )
+    open_memory_days: float = Field(
+        365.0,
+        gt=0,
+        description="an open report with no event for this long (event clock) is forgotten, "
+        "its SLA alarm cleared: state must not grow with reports nobody closes",
+    )

@@ -92,9 +92,20 @@ class Settings(BaseSettings):
     # unset: those actions are open (the embedded single-machine run).
     api_tokens_file: Path | None = None
 
-    # Event-time windows.
+    # Event time, kept per entity (vehicle, segment, station, truck). Events up to the
+    # lateness behind their entity's newest are exact; up to the correction horizon behind
+    # its watermark they correct an emitted window (a new version of its row); older ones
+    # are dead-lettered as `late`.
     window_allowed_lateness_s: float = Field(10.0, ge=0)
-    window_idle_close_s: float = Field(30.0, gt=0)
+    correction_horizon_s: float = Field(300.0, ge=0)
+    # Entities quiet this long (wall time) are dropped from state, their windows written first.
+    entity_evict_after_s: float = Field(6 * 3600.0, gt=0)
+    # How often every pipeline runs its periodic work (closing windows of quiet entities,
+    # silence checks).
+    stream_tick_s: float = Field(5.0, gt=0)
+    # Raw event tables (positions, readings, camera events, geofence events, observations)
+    # keep rows this long; aggregates and alarms are kept.
+    raw_ttl_days: int = Field(400, ge=1)
 
     # ClickHouse sink: a batch is at most this many Kafka messages or this old.
     sink_batch_messages: int = Field(500, ge=1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import clickhouse_connect
 from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
 
-from schemas.clickhouse_ddl import DDL, MIGRATIONS
+from schemas.clickhouse_ddl import DDL, MIGRATIONS, RAW_TTL_COLUMNS, VERSIONED_REBUILDS
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +82,61 @@ class Warehouse:
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
-    async def ensure_schema(self) -> None:
+    async def ensure_schema(self, raw_ttl_days: int | None = None) -> None:
+        """Create and migrate every table; with ``raw_ttl_days``, also give the raw event
+        tables (RAW_TTL_COLUMNS) that TTL."""
+        old = [t for t in VERSIONED_REBUILDS if await self._needs_version(t)]
+        for table in old:
+            await self._run("command", f"RENAME TABLE {table} TO {table}_unversioned")
         for statement in (*DDL, *MIGRATIONS):
             await self._run("command", statement)
+        for table in old:
+            await self._copy_unversioned(table)
+        if raw_ttl_days is not None:
+            await self._raw_ttls(raw_ttl_days)
+
+    async def _raw_ttls(self, days: int) -> None:
+        """Set each raw table's TTL unless it already is that one. Changing a TTL makes
+        ClickHouse rewrite the table's parts once in the background (materialize), so that
+        rows from before the change expire too; an unchanged TTL costs nothing on a start."""
+        for table, column in RAW_TTL_COLUMNS.items():
+            engine = await self.scalar(
+                "SELECT engine_full FROM system.tables WHERE database = currentDatabase() "
+                "AND name = {t:String}",
+                {"t": table},
+            )
+            # ClickHouse shows INTERVAL n DAY as toIntervalDay(n).
+            shown = f"TTL toDateTime({column}) + toIntervalDay({int(days)})"
+            if re.search(re.escape(shown) + r"(\s|$)", str(engine)):
+                continue
+            await self._run(
+                "command",
+                f"ALTER TABLE {table} MODIFY TTL toDateTime({column}) + INTERVAL {int(days)} DAY",
+            )
+            log.info("raw table TTL set", extra={"table": table, "days": days})
+
+    async def _needs_version(self, table: str) -> bool:
+        engine = await self.scalar(
+            "SELECT engine_full FROM system.tables WHERE database = currentDatabase() "
+            "AND name = {t:String}",
+            {"t": table},
+        )
+        return engine is not None and "ReplacingMergeTree(version)" not in str(engine)
+
+    async def _copy_unversioned(self, table: str) -> None:
+        source = f"{table}_unversioned"
+        rows = await self.query(
+            "SELECT name FROM system.columns WHERE database = currentDatabase() "
+            "AND table = {t:String} AND name != 'version'",
+            {"t": source},
+        )
+        columns = ", ".join(r["name"] for r in rows)
+        await self._run(
+            "command",
+            f"INSERT INTO {table} ({columns}, version) SELECT {columns}, 0 FROM {source} FINAL",
+        )
+        await self._run("command", f"DROP TABLE {source}")
+        log.info("table rebuilt with a version column", extra={"table": table})
 
     async def query(
         self, sql: str, parameters: dict[str, Any] | None = None

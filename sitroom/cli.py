@@ -43,6 +43,8 @@ from sitroom.runtime import (
     bound_port,
     data_dir_lock,
     keep_running,
+    load_report_routing,
+    load_rule_book,
     resolve_bootstrap,
     run_connector,
     run_flood_simulator,
@@ -357,6 +359,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "topics": lambda: cmd_topics(settings),
     }
     try:
+        if args.command in ("up", "worker"):
+            # Checked before a broker or the warehouse starts: one line, exit code 2.
+            load_rule_book(settings)
+            load_report_routing(settings)
         return asyncio.run(runners[args.command]())
     except ConfigError as exc:
         print(f"sitroom: {exc}", file=sys.stderr)

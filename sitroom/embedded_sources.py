@@ -3,6 +3,8 @@ the MQTT bridge, so one command shows every domain of the room working."""
 
 from __future__ import annotations
 
+import time
+
 from connectors.base import Source
 from connectors.brt_simulator import BrtSimulator
 from connectors.cctv_simulator import CctvSimulator
@@ -31,7 +33,8 @@ def embedded_sources(settings: Settings) -> list[Source]:
         ),
         CctvSimulator(load_cameras(), seed=seed),
         WasteSimulator(load_sites(), seed=seed),
-        TrafficSimulator(load_segments(), seed=seed),
+        # A quarter hour back-filled: the room sees full 5-minute windows from the start.
+        TrafficSimulator(load_segments(), seed=seed, start=time.time() - 900),
         PriceSimulator(load_markets(), load_commodities(), seed=seed),
         ProcurementSimulator(seed=seed, backfill=40),
         reports_cmd.simulator(settings),

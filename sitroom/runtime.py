@@ -22,7 +22,7 @@ from connectors.base import Source, run_source
 from connectors.flood_simulator import FloodSimulator
 from connectors.mqtt_bridge import mqtt_address
 from connectors.publisher import KafkaPublisher
-from schemas.alarm_rules import load_rules
+from schemas.alarm_rules import RuleBook, RuleBookError, load_rules
 from schemas.alarms import AlarmCommand
 from schemas.catalog import (
     CAMERA_EVENTS,
@@ -41,7 +41,7 @@ from schemas.catalog import (
 from schemas.cctv import load_cameras
 from schemas.flood import load_stations
 from schemas.prices import load_commodities, load_markets
-from schemas.reports import load_routing
+from schemas.reports import Routing, RoutingError, load_routing
 from schemas.settings import Settings
 from schemas.spatial import gazetteer
 from schemas.traffic import load_segments
@@ -88,6 +88,22 @@ def resolve_bootstrap(settings: Settings) -> str:
     )
 
 
+def load_rule_book(settings: Settings) -> RuleBook:
+    """The alarm rule book, checked (no zero divisors, no inverted ladders): a bad one stops
+    the start with one line naming the file and the field, not a crash on every batch."""
+    try:
+        return load_rules(settings.alarm_rules)
+    except RuleBookError as exc:
+        raise ConfigError(f"bad alarm rule book: {exc}") from exc
+
+
+def load_report_routing(settings: Settings) -> Routing:
+    try:
+        return load_routing(settings.report_routing)
+    except RoutingError as exc:
+        raise ConfigError(f"bad report routing: {exc}") from exc
+
+
 @contextlib.contextmanager
 def data_dir_lock(data_dir: Path) -> Iterator[None]:
     """chdb allows one process per data directory: fail early and clearly on a second one."""
@@ -120,10 +136,11 @@ class WorkerService:
         self.pipelines: list[Pipeline] = []
 
     async def start(self) -> None:
-        await self.warehouse.ensure_schema()
+        book = load_rule_book(self.settings)  # before anything starts: a bad book stops here
+        routing = load_report_routing(self.settings)
+        await self.warehouse.ensure_schema(raw_ttl_days=self.settings.raw_ttl_days)
         cluster = await cluster_id(self.bootstrap)
         app = create_app(self.settings, self.bootstrap)
-        book = load_rules(self.settings.alarm_rules)
         producer, highwater = FaustProducer(app), consumer_highwater(app)
 
         def sink() -> ClickHouseSink:
@@ -170,8 +187,10 @@ class WorkerService:
             self.settings, book, load_sites(), sink(), checkpoints, producer, highwater
         )
         sources = sources_pipeline(self.settings, book, sink(), checkpoints, producer, highwater)
-        letters = deadletter_pipeline(self.settings, book, sink(), checkpoints, producer, highwater)
-        tick_s = max(1.0, self.settings.window_idle_close_s / 3)
+        letters = deadletter_pipeline(
+            self.settings, book, sink(), checkpoints, producer, highwater, cluster_id=cluster
+        )
+        tick_s = self.settings.stream_tick_s
         register_pipeline(app, self.settings, sources, [SOURCE_HEARTBEATS], tick_s)
         register_pipeline(app, self.settings, letters, [DEAD_LETTER], tick_s)
         register_pipeline(app, self.settings, transit, [VEHICLE_POSITIONS], tick_s)
@@ -180,7 +199,7 @@ class WorkerService:
         register_pipeline(app, self.settings, cctv, [CAMERA_EVENTS], tick_s)
         register_pipeline(app, self.settings, waste, [TRUCK_POSITIONS], tick_s)
         reports = reports_pipeline(
-            self.settings, book, load_routing(self.settings.report_routing), gazetteer(),
+            self.settings, book, routing, gazetteer(),
             sink(), checkpoints, producer, REPORT_CONTACTS.name, highwater,
         )  # fmt: skip
         register_pipeline(app, self.settings, reports, [REPORT_EVENTS, REPORT_CONTACTS], tick_s)

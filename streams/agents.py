@@ -95,7 +95,19 @@ def register_pipeline(
 
     app.timer(interval=tick_interval_s, name=f"{pipeline.name}-tick")(tick)
 
+    names = {s.name for s in specs}
+
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
-        pipeline.forget((tp.topic, tp.partition) for tp in revoked)
+        await pipeline.release((tp.topic, tp.partition) for tp in revoked if tp.topic in names)
+
+    async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+        try:
+            await pipeline.assign((tp.topic, tp.partition) for tp in assigned if tp.topic in names)
+        except Exception as exc:
+            log.exception(
+                "loading state failed; stopping the worker", extra={"pipeline": pipeline.name}
+            )
+            await app.crash(exc)
 
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
+    app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ plain data, checkpointed with the rest of a partition's state.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,8 +26,20 @@ from schemas.alarms import (
     alarm_key,
 )
 
+log = logging.getLogger(__name__)
+
 Context = dict[str, str | float | int | bool | None]
 Thresholds = Sequence[tuple[float, float]]  # (raise, clear) per level, least severe first
+# A pending condition (crossed, not yet for the minimum duration) whose entity then says
+# nothing for this long is forgotten, unless the rule's own silence limit says otherwise:
+# nobody knows whether the condition held through the gap, and a machine per entity that
+# once crossed a threshold would otherwise stay in state for ever.
+PENDING_GAP_S = 6 * 3600.0
+
+
+def pending_gap(rule: Rule) -> float:
+    """The gap between samples after which a pending condition starts over."""
+    return max(rule.min_duration_s, rule.max_silence_s or PENDING_GAP_S)
 
 
 @dataclass
@@ -59,6 +72,20 @@ class AlarmEngine:
     def __init__(self, book: RuleBook, state: EngineState | None = None) -> None:
         self.book = book
         self.state = state if state is not None else EngineState()
+        self._drop_unknown_kinds()
+
+    def _drop_unknown_kinds(self) -> None:
+        """Saved machines of a kind the rule book no longer has are dropped when the state
+        loads: no rule says how to advance or clear them, and every later sweep or command
+        would fail on them."""
+        kinds = {r.kind for r in self.book.rules}
+        for key in [k for k in self.state.machines if k.split("/", 1)[0] not in kinds]:
+            m = self.state.machines.pop(key)
+            kind, entity = key.split("/", 1)
+            log.warning(
+                "alarm state dropped: its rule is no longer in the rule book",
+                extra={"kind": kind, "entity": entity, "level": m.level},
+            )
 
     def _thresholds(
         self, rule: Rule, override: Thresholds | None, base: float
@@ -130,6 +157,8 @@ class AlarmEngine:
             self._reset(m)
         if ts < m.last_ts:
             return out
+        if not m.level and m.pending_since is not None and ts - m.last_ts > pending_gap(rule):
+            m.pending_since = None  # the same rule as the sweep's pruning, so both agree
         m.last_ts = ts
         sign = 1.0 if rule.direction is Direction.ABOVE else -1.0
         levels = m.thresholds if m.level else self._thresholds(rule, thresholds, base)
@@ -184,11 +213,15 @@ class AlarmEngine:
             out.append(self._emit(rule, entity, m, AlarmState.UPDATED, Reason.RENOTIFY, ts))
         return out
 
-    def sweep(self, now_ts: float) -> list[Alarm]:
-        """Clear open alarms whose entity has been silent past the rule's limit; forget idle keys."""
+    def sweep(self, now_ts: float, keys: Sequence[str] | None = None) -> list[Alarm]:
+        """Clear open alarms whose entity has been silent past the rule's limit; forget idle
+        keys and pending conditions older than :func:`pending_gap`. ``keys`` limits the sweep
+        to some machines (one entity judged on its own clock)."""
         out: list[Alarm] = []
-        for key in list(self.state.machines):
-            m = self.state.machines[key]
+        for key in list(self.state.machines) if keys is None else keys:
+            m = self.state.machines.get(key)
+            if m is None:
+                continue
             kind, entity = key.split("/", 1)
             rule = self.book.rule(kind)
             if m.level and rule.max_silence_s and now_ts - m.last_ts > rule.max_silence_s:
@@ -196,9 +229,24 @@ class AlarmEngine:
                     self._emit(rule, entity, m, AlarmState.CLEARED, Reason.SILENCE, m.last_ts)
                 )
                 self._reset(m)
+            if (
+                not m.level
+                and m.pending_since is not None
+                and now_ts - m.last_ts > pending_gap(rule)
+            ):
+                m.pending_since = None
             if not m.level and m.pending_since is None:
                 del self.state.machines[key]
         return out
+
+    def forget(self, kind: str, entity: str, ts: float, reason: Reason) -> list[Alarm]:
+        """Stop tracking (kind, entity), e.g. an entity dropped from state; an open alarm is
+        cleared first with ``reason`` at ``ts`` so the room does not keep it open for ever."""
+        m = self.state.machines.pop(f"{kind}/{entity}", None)
+        if m is None or not m.level:
+            return []
+        at = max(ts, m.last_ts)
+        return [self._emit(self.book.rule(kind), entity, m, AlarmState.CLEARED, reason, at)]
 
     def command(self, cmd: AlarmCommand) -> list[Alarm]:
         """Apply a person's acknowledge or clear; a no-op unless this engine holds that alarm open."""

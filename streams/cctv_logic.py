@@ -1,8 +1,24 @@
 """CCTV: camera analytics events become incidents (one per camera and kind while events
-keep coming within the gap), with alarms by kind and confidence."""
+keep coming within the gap), with alarms by kind and confidence.
+
+Each camera has its own event clock (streams/windows.py). Its events are held up to the
+allowed lateness and released in event-time order, so how events group into incidents
+does not depend on how cameras interleave or on the order within the lateness. An
+incident closes once its camera's watermark is past its last event plus the gap: then
+every event that could still have extended it has been released. An event behind the
+released watermark is stored and, if it falls inside a still-open incident of its kind,
+counted in it (a correction); it can no longer start or bridge incidents. Past the
+correction horizon it is dead-lettered as late.
+
+An incident row's version is ``events * 2 (+1 once closed)``, which only grows with its
+content, above every version the former scheme (milliseconds * 2) wrote.
+"""
 
 from __future__ import annotations
 
+import bisect
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,16 +28,22 @@ import msgspec
 
 from schemas import clickhouse_ddl as ddl
 from schemas.alarm_rules import RuleBook
+from schemas.catalog import CAMERA_EVENTS
 from schemas.cctv import CameraEvent, CameraRegistry, EventKind
 from schemas.deadletter import Reason
 from schemas.settings import Settings
 from schemas.spatial import Gazetteer
 from streams.alarm_engine import AlarmEngine, Context, EngineState
 from streams.checkpoints import Checkpoints
+from streams.metrics import CORRECTIONS, DUPLICATES, EVICTED, LATE_EVENTS
 from streams.partition import ItemPartition
 from streams.pipeline import Emitted, Pipeline, Producer, StateKey
 from streams.sink import BaseSink
 from streams.validation import future_problem
+from streams.windows import EntityClock, Reorder
+
+VERSION_BASE = 1 << 48  # above int(ms) * 2 of any event before the year 4000
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -33,12 +55,32 @@ class Incident:
     max_confidence: float = 0.0
 
 
+class Seen(msgspec.Struct, array_like=True):
+    """One analytics event, held until its camera's watermark passes it."""
+
+    kind: str
+    confidence: float
+    plate: str | None = None
+    people: int | None = None
+
+
+class CameraState(msgspec.Struct, array_like=True):
+    clock: EntityClock = msgspec.field(default_factory=EntityClock)
+    # Events of one time, one per kind: the table keeps one row per (camera, kind, ts).
+    held: Reorder[list[Seen]] = msgspec.field(default_factory=Reorder)
+    open: dict[str, Incident] = msgspec.field(default_factory=dict)  # kind → incident
+    # (ts, kind) released within the correction horizon: a redelivery is recognised.
+    recent: list[tuple[float, str]] = msgspec.field(default_factory=list)
+
+
 @dataclass
 class CctvState:
     offset: int = -1
-    max_ts: float | None = None
-    open: dict[str, Incident] = field(default_factory=dict)  # "camera/kind" → incident
+    cameras: dict[str, CameraState] = field(default_factory=dict)
     alarms: EngineState = field(default_factory=EngineState)
+    # The former format: one partition clock and "camera/kind" → incident; moved at load.
+    max_ts: float | None = None
+    open: dict[str, Incident] = field(default_factory=dict)
 
 
 def _dt(ts: float) -> datetime:
@@ -49,9 +91,14 @@ class CctvPartition(ItemPartition[CameraEvent]):
     model = CameraEvent
 
     def __init__(self, settings: Settings, book: RuleBook, registry: CameraRegistry,
-                 gazetteer: Gazetteer, saved: bytes | None = None) -> None:  # fmt: skip
+                 gazetteer: Gazetteer, saved: bytes | None = None,
+                 wall: float | None = None) -> None:  # fmt: skip
         self.settings = settings
         self.cfg = book.cctv
+        self.gap_s = self.cfg.incident_gap_min * 60
+        self.lateness_s = settings.window_allowed_lateness_s
+        self.horizon_s = settings.correction_horizon_s
+        self.evict_after_s = settings.entity_evict_after_s
         self.cameras = registry.by_id()
         self.kecamatan = {
             cid: gazetteer.kecamatan.at(c.lon, c.lat) or "outside"
@@ -59,34 +106,56 @@ class CctvPartition(ItemPartition[CameraEvent]):
         }
         self.state = msgspec.json.decode(saved, type=CctvState) if saved else CctvState()
         self.alarms = AlarmEngine(book, self.state.alarms)
+        self._on_load(time.time() if wall is None else wall)
+
+    def _on_load(self, wall: float) -> None:
+        """Fit restored state to today's registry: the state of removed cameras is dropped
+        (one log line each), and the former format's incidents move to their camera."""
+        for key, inc in self.state.open.items():
+            cid, kind = key.split("/", 1)
+            cam = self.state.cameras.setdefault(cid, CameraState())
+            cam.open[kind] = inc
+            cam.clock.observe(inc.last, wall)
+            cam.held.released_until = max(cam.held.released_until or inc.last, inc.last)
+        self.state.open, self.state.max_ts = {}, None
+        gone = {cid for cid in self.state.cameras if cid not in self.cameras}
+        gone |= {
+            k.split("/", 1)[1] for k in self.state.alarms.machines
+            if k.startswith("cctv_") and k.split("/", 1)[1] not in self.cameras
+        }  # fmt: skip
+        for cid in sorted(gone):
+            log.warning("camera no longer in the registry: its state is dropped",
+                        extra={"camera": cid})  # fmt: skip
+            self.state.cameras.pop(cid, None)
+            for k in [k for k in self.state.alarms.machines if k.startswith("cctv_")
+                      and k.split("/", 1)[1] == cid]:  # fmt: skip
+                del self.state.alarms.machines[k]
 
     def order(self, items: list[CameraEvent]) -> list[CameraEvent]:
         return sorted(items, key=lambda e: e.timestamp)
 
     def _context(self, camera_id: str, kind: str) -> Context:
         cam = self.cameras[camera_id]
-        return {
-            "camera": cam.name,
-            "kind": kind,
-            "kecamatan": self.kecamatan[camera_id],
-            "lat": cam.lat,
-            "lon": cam.lon,
-        }
+        return {"camera": cam.name, "kind": kind, "kecamatan": self.kecamatan[camera_id],
+                "lat": cam.lat, "lon": cam.lon}  # fmt: skip
 
-    def _row(self, camera_id: str, kind: str, inc: Incident, state: str) -> tuple[Any, ...]:
-        return (inc.incident_id, camera_id, kind, self.kecamatan[camera_id], _dt(inc.started), _dt(inc.last),
-                inc.events, inc.max_confidence, state, int(inc.last * 1000) * 2 + (state == "closed"))  # fmt: skip
+    def _row(self, camera_id: str, kind: str, inc: Incident, closed: bool) -> tuple[Any, ...]:
+        return (inc.incident_id, camera_id, kind, self.kecamatan[camera_id], _dt(inc.started),
+                _dt(inc.last), inc.events, inc.max_confidence, "closed" if closed else "open",
+                VERSION_BASE + inc.events * 2 + closed)  # fmt: skip
 
-    def _close(self, key: str, inc: Incident, out: Emitted) -> None:
-        camera_id, kind = key.split("/", 1)
-        out.add(
-            ddl.CCTV_INCIDENTS, ddl.INCIDENT_COLUMNS, [self._row(camera_id, kind, inc, "closed")]
-        )
+    def _event_row(self, cid: str, ts: float, ev: Seen, incident_id: str) -> tuple[Any, ...]:
+        return (cid, _dt(ts), ev.kind, ev.confidence, ev.plate, ev.people, self.kecamatan[cid],
+                incident_id)  # fmt: skip
+
+    def _close(self, cid: str, kind: str, inc: Incident, out: Emitted) -> None:
+        out.add(ddl.CCTV_INCIDENTS, ddl.INCIDENT_COLUMNS, [self._row(cid, kind, inc, True)])
         out.alarms.extend(
-            self.alarms.observe(
-                f"cctv_{kind}", camera_id, inc.last, 0.0, self._context(camera_id, kind)
-            )
+            self.alarms.observe(f"cctv_{kind}", cid, inc.last, 0.0, self._context(cid, kind))
         )
+
+    def _counts(self, ev: Seen) -> bool:
+        return ev.kind != EventKind.PLATE_READ.value and ev.confidence >= self.cfg.min_confidence
 
     def apply(self, ev: CameraEvent, now: datetime, out: Emitted) -> tuple[Reason, str] | None:
         if ev.camera_id not in self.cameras:
@@ -94,49 +163,106 @@ class CctvPartition(ItemPartition[CameraEvent]):
         future = future_problem(ev.timestamp, now, self.settings.max_future_s)
         if future:
             return future
-        ts = ev.timestamp.timestamp()
-        self.state.max_ts = max(self.state.max_ts or ts, ts)
-        kec = self.kecamatan[ev.camera_id]
+        cid, ts, wall = ev.camera_id, ev.timestamp.timestamp(), now.timestamp()
+        cam = self.state.cameras.get(cid)
+        if cam is None:
+            cam = self.state.cameras[cid] = CameraState()
+        seen = Seen(ev.kind.value, ev.confidence, ev.plate, ev.people)
+        if cam.held.is_late(ts):
+            return self._late(cid, cam, ts, seen, out)
+        cam.clock.observe(ts, wall)
+        if not cam.held.add(ts, [seen]):
+            i = bisect.bisect_left(cam.held.pending, ts, key=lambda p: p[0])
+            same_time = cam.held.pending[i][1]
+            if any(s.kind == seen.kind for s in same_time):
+                DUPLICATES.labels(CAMERA_EVENTS.name).inc()
+            else:
+                same_time.append(seen)
+        self._advance(cid, cam, wall, out)
+        return None
+
+    def _late(self, cid: str, cam: CameraState, ts: float, ev: Seen, out: Emitted) -> tuple[Reason, str] | None:  # fmt: skip
+        """Behind the released watermark: stored, and counted in the open incident it falls
+        in; past the correction horizon, late."""
+        assert cam.held.released_until is not None  # is_late held
+        if ts < cam.held.released_until - self.horizon_s:
+            LATE_EVENTS.labels(CAMERA_EVENTS.name).inc()
+            return Reason.LATE, f"event at {_dt(ts).isoformat()} is past the correction horizon"
+        i = bisect.bisect_left(cam.recent, (ts, ev.kind))
+        if i < len(cam.recent) and cam.recent[i] == (ts, ev.kind):
+            DUPLICATES.labels(CAMERA_EVENTS.name).inc()
+            return None
+        cam.recent.insert(i, (ts, ev.kind))
+        inc = cam.open.get(ev.kind)
         incident_id = ""
-        if ev.kind is not EventKind.PLATE_READ and ev.confidence >= self.cfg.min_confidence:
-            key = f"{ev.camera_id}/{ev.kind.value}"
-            inc = self.state.open.get(key)
-            if inc is not None and ts - inc.last > self.cfg.incident_gap_min * 60:
-                self._close(key, self.state.open.pop(key), out)
-                inc = None
-            if inc is None:
-                inc = self.state.open[key] = Incident(f"{key}/{int(ts * 1000)}", ts, ts)
+        if self._counts(ev) and inc is not None and inc.started <= ts <= inc.last + self.gap_s:
             inc.last, inc.events = max(inc.last, ts), inc.events + 1
             inc.max_confidence = max(inc.max_confidence, ev.confidence)
             incident_id = inc.incident_id
-            out.add(
-                ddl.CCTV_INCIDENTS,
-                ddl.INCIDENT_COLUMNS,
-                [self._row(ev.camera_id, ev.kind.value, inc, "open")],
-            )
-            context = {**self._context(ev.camera_id, ev.kind.value), "incident_id": inc.incident_id}
-            out.alarms.extend(
-                self.alarms.observe(
-                    f"cctv_{ev.kind.value}", ev.camera_id, ts, inc.max_confidence, context
-                )
-            )
-        out.add(ddl.CCTV_EVENTS, ddl.CAMERA_EVENT_COLUMNS,
-                [(ev.camera_id, ev.timestamp, ev.kind.value, ev.confidence, ev.plate, ev.people, kec, incident_id)])  # fmt: skip
+            out.add(ddl.CCTV_INCIDENTS, ddl.INCIDENT_COLUMNS, [self._row(cid, ev.kind, inc, False)])
+            CORRECTIONS.labels(CAMERA_EVENTS.name).inc()
+        out.add(
+            ddl.CCTV_EVENTS, ddl.CAMERA_EVENT_COLUMNS, [self._event_row(cid, ts, ev, incident_id)]
+        )
         return None
 
-    def tick(self, now: datetime, idle_for_s: float, out: Emitted) -> bool:
-        """Close incidents whose camera has been quiet past the gap (on the event clock)."""
-        if self.state.max_ts is None:
-            return False
-        clock = self.state.max_ts + idle_for_s
-        stale = [
-            k
-            for k, inc in self.state.open.items()
-            if clock - inc.last > self.cfg.incident_gap_min * 60
-        ]
-        for key in stale:
-            self._close(key, self.state.open.pop(key), out)
-        return bool(stale)
+    def _advance(self, cid: str, cam: CameraState, wall: float, out: Emitted, force: bool = False) -> bool:  # fmt: skip
+        """Release held events in event-time order, then close the incidents the watermark
+        has passed by more than the gap (all of them when ``force``)."""
+        now = cam.clock.now(wall)
+        wm = None if now is None else now - self.lateness_s
+        released = cam.held.release(wm, force)
+        for ts, events in released:
+            for ev in sorted(events, key=lambda s: s.kind):
+                self._release(cid, cam, ts, ev, out)
+        closing = [k for k, inc in cam.open.items() if force or (wm is not None and wm - inc.last > self.gap_s)]  # fmt: skip
+        for kind in sorted(closing):
+            self._close(cid, kind, cam.open.pop(kind), out)
+        if cam.held.released_until is not None:
+            n = bisect.bisect_left(cam.recent, (cam.held.released_until - self.horizon_s, ""))
+            del cam.recent[:n]
+        return bool(released or closing)
+
+    def _release(self, cid: str, cam: CameraState, ts: float, ev: Seen, out: Emitted) -> None:
+        bisect.insort(cam.recent, (ts, ev.kind))
+        incident_id = ""
+        if self._counts(ev):
+            inc = cam.open.get(ev.kind)
+            if inc is not None and ts - inc.last > self.gap_s:
+                self._close(cid, ev.kind, cam.open.pop(ev.kind), out)
+                inc = None
+            if inc is None:
+                inc = cam.open[ev.kind] = Incident(f"{cid}/{ev.kind}/{int(ts * 1000)}", ts, ts)
+            inc.last, inc.events = max(inc.last, ts), inc.events + 1
+            inc.max_confidence = max(inc.max_confidence, ev.confidence)
+            incident_id = inc.incident_id
+            out.add(ddl.CCTV_INCIDENTS, ddl.INCIDENT_COLUMNS, [self._row(cid, ev.kind, inc, False)])
+            context = {**self._context(cid, ev.kind), "incident_id": inc.incident_id}
+            out.alarms.extend(
+                self.alarms.observe(f"cctv_{ev.kind}", cid, ts, inc.max_confidence, context)
+            )
+        out.add(
+            ddl.CCTV_EVENTS, ddl.CAMERA_EVENT_COLUMNS, [self._event_row(cid, ts, ev, incident_id)]
+        )
+
+    def tick(self, now: datetime, out: Emitted) -> bool:
+        """Every camera on its own clock: release, close incidents it has been quiet past,
+        and forget cameras quiet past the eviction time."""
+        wall, changed = now.timestamp(), False
+        for cid in sorted(self.state.cameras):
+            cam = self.state.cameras[cid]
+            if cam.clock.idle_s(wall) >= self.evict_after_s:
+                self._advance(cid, cam, wall, out, force=True)
+                for key in [f"cctv_{k.value}/{cid}" for k in EventKind]:
+                    machine = self.alarms.state.machines.get(key)
+                    if machine is not None and not machine.level:
+                        del self.alarms.state.machines[key]
+                del self.state.cameras[cid]
+                EVICTED.labels("cctv").inc()
+                changed = True
+                continue
+            changed |= self._advance(cid, cam, wall, out)
+        return changed
 
 
 def cctv_pipeline(
@@ -146,7 +272,7 @@ def cctv_pipeline(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Pipeline:  # fmt: skip
     def factory(key: StateKey, saved: bytes | None) -> CctvPartition:
-        return CctvPartition(settings, book, registry, gazetteer, saved)
+        return CctvPartition(settings, book, registry, gazetteer, saved, clock().timestamp())
 
     return Pipeline(
         "cctv", settings, sink, checkpoints, producer, factory, highwater=highwater, clock=clock

@@ -34,8 +34,10 @@ def _int(value: bytes | None) -> int | None:
         return None
 
 
-def letter_row(msg: Message, received_at: datetime) -> tuple[object, ...]:
-    """One table row of a dead letter; it never fails, whatever the headers hold."""
+def letter_row(msg: Message, received_at: datetime, cluster_id: str = "") -> tuple[object, ...]:
+    """One table row of a dead letter; it never fails, whatever the headers hold. The
+    broker's ``cluster_id`` is part of the letter's identity: a new embedded broker starts
+    offsets at 0 again, and (partition, offset) alone would overwrite the earlier letters."""
     h = dict(msg.headers)
 
     def text(name: str) -> str:
@@ -47,11 +49,13 @@ def letter_row(msg: Message, received_at: datetime) -> tuple[object, ...]:
     shown = "<withheld: personal data>" if withheld else raw[:RAW_LIMIT].decode("utf-8", "replace")
     return (msg.partition, msg.offset, received_at, text("reason") or "unknown", text("detail"),
             topic, _int(h.get("source.partition")), _int(h.get("source.offset")),
-            _int(h.get("item.index")), connector, text("source.location"), shown, len(raw))  # fmt: skip
+            _int(h.get("item.index")), connector, text("source.location"), shown, len(raw),
+            cluster_id)  # fmt: skip
 
 
 class DeadLetterProcessor:
-    def __init__(self, book: RuleBook, saved: bytes | None = None) -> None:
+    def __init__(self, book: RuleBook, saved: bytes | None = None, cluster_id: str = "") -> None:
+        self.cluster_id = cluster_id
         self.state = (
             msgspec.json.decode(saved, type=DeadLetterState) if saved else DeadLetterState()
         )
@@ -61,12 +65,18 @@ class DeadLetterProcessor:
         return self.state.offset
 
     def handle(self, msg: Message, now: datetime, out: Emitted) -> tuple[int, list[Rejection]]:
-        out.add(ddl.DEAD_LETTERS, ddl.DEAD_LETTER_COLUMNS, [letter_row(msg, now)])
+        out.add(ddl.DEAD_LETTERS, ddl.DEAD_LETTER_COLUMNS, [letter_row(msg, now, self.cluster_id)])
         self.state.offset = msg.offset
         return 1, []
 
-    def tick(self, now: datetime, idle_for_s: float, out: Emitted) -> bool:
+    def tick(self, now: datetime, out: Emitted) -> bool:
         return False
+
+    def skip(self, topic: str, offset: int) -> None:
+        self.state.offset = offset
+
+    def state_root(self) -> object:
+        return self.state
 
     def dumps(self) -> bytes:
         return msgspec.json.encode(self.state)
@@ -75,10 +85,10 @@ class DeadLetterProcessor:
 def deadletter_pipeline(
     settings: Settings, book: RuleBook, sink: BaseSink, checkpoints: Checkpoints,
     producer: Producer, highwater: Callable[[str, int], int | None] | None = None,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC), cluster_id: str = "",
 ) -> Pipeline:  # fmt: skip
     def factory(key: StateKey, saved: bytes | None) -> DeadLetterProcessor:
-        return DeadLetterProcessor(book, saved)
+        return DeadLetterProcessor(book, saved, cluster_id)
 
     return Pipeline(
         "deadletters", settings, sink, checkpoints, producer, factory, highwater=highwater,

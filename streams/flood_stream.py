@@ -1,4 +1,5 @@
-"""Flood on the shared pipeline."""
+"""Flood on the shared pipeline: one state for the whole city (see flood_logic), each
+station on its own event clock with the allowed lateness of the settings."""
 
 from __future__ import annotations
 
@@ -27,7 +28,10 @@ def flood_pipeline(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Pipeline:
     def factory(key: StateKey, saved: bytes | None) -> FloodProcessor:
-        return FloodProcessor(book, registry, gazetteer, settings.max_future_s, saved)
+        return FloodProcessor(
+            book, registry, gazetteer, settings.max_future_s, saved,
+            lateness_s=settings.window_allowed_lateness_s,
+        )  # fmt: skip
 
     return Pipeline(
         "flood", settings, sink, checkpoints, producer, factory,

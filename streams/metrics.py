@@ -18,7 +18,9 @@ BAD_FIXES = Counter(
     "sitroom_transit_bad_fixes_total", "GPS fixes rejected as implausible jumps", ["topic"]
 )
 LATE_EVENTS = Counter(
-    "sitroom_late_events_total", "Events for a window that had already closed", ["topic"]
+    "sitroom_late_events_total",
+    "Events past the correction horizon (dead-lettered as late) or too old to move state",
+    ["topic"],
 )
 STALE_EVENTS = Counter(
     "sitroom_stale_events_total", "Fixes not newer than the vehicle's last fix", ["topic"]
@@ -49,4 +51,26 @@ BATCH_SECONDS = Histogram(
     "Time to process one consumed batch end to end (logic, produce, sink, checkpoint)",
     ["topic"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+PROCESSING_ERRORS = Counter(
+    "sitroom_processing_errors_total",
+    "Items (or ticks) our own code failed on; items are dead-lettered as processing_error",
+    ["pipeline"],
+)
+CHECKPOINT_BYTES = Gauge(
+    "sitroom_checkpoint_bytes", "Size of the last saved state checkpoint", ["pipeline", "state"]
+)
+CORRECTIONS = Counter(
+    "sitroom_window_corrections_total",
+    "Late events that corrected an already emitted window (re-emitted with a higher version)",
+    ["topic"],
+)
+DUPLICATES = Counter(
+    "sitroom_duplicate_events_total", "Events already counted in their window, ignored", ["topic"]
+)
+EVICTED = Counter(
+    "sitroom_entities_evicted_total",
+    "Entities dropped from state after being quiet for the eviction time",
+    ["pipeline"],
 )

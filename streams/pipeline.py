@@ -25,22 +25,25 @@ import orjson
 from schemas import clickhouse_ddl as ddl
 from schemas.alarms import Alarm, AlarmCommand
 from schemas.catalog import ALARMS, DEAD_LETTER
-from schemas.deadletter import DeadLetter
+from schemas.deadletter import DeadLetter, Reason
 from schemas.settings import Settings
 from streams.alarm_engine import AlarmEngine
 from streams.checkpoints import Checkpoint, Checkpoints
 from streams.metrics import (
     ALARM_TRANSITIONS,
     BATCH_SECONDS,
+    CHECKPOINT_BYTES,
     CONSUMER_LAG,
     DEAD_LETTERED,
     EVENTS_CONSUMED,
     EVENTS_PRODUCED,
     MESSAGES_CONSUMED,
+    PROCESSING_ERRORS,
     REPLAYED_SKIPPED,
 )
 from streams.sink import BaseSink
 from streams.validation import Rejection
+from streams.windows import resume_clocks
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,11 @@ class Emitted:
         if rows:
             self.tables.setdefault(table, (columns, []))[1].extend(rows)
 
+    def merge(self, other: Emitted) -> None:
+        for table, (columns, rows) in other.tables.items():
+            self.add(table, columns, rows)
+        self.alarms.extend(other.alarms)
+
 
 class Processor(Protocol):
     alarms: AlarmEngine
@@ -82,8 +90,17 @@ class Processor(Protocol):
         """Apply one message (and record its offset); return (events seen, rejections)."""
         ...
 
-    def tick(self, now: datetime, idle_for_s: float, out: Emitted) -> bool:
-        """Periodic work (closing idle windows, silence checks); True if state changed."""
+    def tick(self, now: datetime, out: Emitted) -> bool:
+        """Periodic work on each entity's own clock (closing windows of quiet entities,
+        silence checks); True if state changed."""
+        ...
+
+    def skip(self, topic: str, offset: int) -> None:
+        """Record ``offset`` as applied without applying it (it was dead-lettered)."""
+        ...
+
+    def state_root(self) -> object:
+        """The state this processor checkpoints (its entity clocks are resumed at load)."""
         ...
 
     def dumps(self) -> bytes: ...
@@ -108,8 +125,15 @@ def alarm_row(a: Alarm) -> tuple[object, ...]:
     )  # fmt: skip
 
 
-def by_partition(msg: Message) -> StateKey:
-    return (msg.topic, msg.partition)
+def by_partition(topic: str, partition: int) -> StateKey:
+    return (topic, partition)
+
+
+def processing_error(exc: BaseException) -> str:
+    """What a dead letter says about our own failure: the exception's type and message,
+    cut short (a message may quote the input, which may hold personal data)."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:200]}"
 
 
 class Pipeline:
@@ -121,7 +145,7 @@ class Pipeline:
         checkpoints: Checkpoints,
         producer: Producer,
         factory: ProcessorFactory,
-        state_key: Callable[[Message], StateKey] = by_partition,
+        state_key: Callable[[str, int], StateKey] = by_partition,
         highwater: Callable[[str, int], int | None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -135,7 +159,7 @@ class Pipeline:
         self.highwater = highwater
         self.clock = clock
         self._processors: dict[StateKey, Processor] = {}
-        self._last_activity: dict[StateKey, float] = {}
+        self._tick_failures: dict[StateKey, str] = {}
         self._lock = asyncio.Lock()
         self._failed: BaseException | None = None
         self._pending_commands: deque[AlarmCommand] = deque(maxlen=10_000)
@@ -146,7 +170,24 @@ class Pipeline:
         proc = self._processors.get(key)
         if proc is None:
             saved = await self.checkpoints.load(*key)
-            proc = self._processors[key] = self.factory(key, saved.state if saved else None)
+            try:
+                proc = self.factory(key, saved.state if saved else None)
+            except Exception as exc:
+                if saved is None:
+                    raise
+                # A checkpoint this version cannot read (written by an older one): start
+                # the state afresh at its offset rather than stop every domain. Open
+                # windows and anchors of that state are lost; nothing is applied twice.
+                log.warning(
+                    "checkpoint unreadable, state started empty at its offset",
+                    extra={"pipeline": self.name, "state": f"{key[0]}/{key[1]}",
+                           "offset": saved.offset, "error": processing_error(exc)},
+                )  # fmt: skip
+                proc = self.factory(key, None)
+                proc.skip(key[0], saved.offset)
+            if saved is not None:
+                resume_clocks(proc.state_root(), self.clock().timestamp())
+            self._processors[key] = proc
             log.info(
                 "state restored" if saved else "state started empty",
                 extra={
@@ -155,17 +196,36 @@ class Pipeline:
                     "offset": saved.offset if saved else -1,
                 },
             )
-            self._last_activity.setdefault(key, time.monotonic())
             # Commands that arrived before this state was loaded.
             for command in self._pending_commands:
                 out.alarms.extend(proc.alarms.command(command))
         return proc
 
-    def forget(self, partitions: Iterable[tuple[str, int]]) -> None:
-        """Drop state this worker no longer owns (reloaded from its checkpoint on reassignment)."""
-        for key in partitions:
-            self._processors.pop(key, None)
-            self._last_activity.pop(key, None)
+    async def assign(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Load the state of newly assigned partitions now, not at their first message:
+        restored windows of a partition that receives nothing more must still close."""
+        async with self._lock:
+            self._check_healthy()
+            out = Emitted()
+            for key in sorted({self.state_key(t, p) for t, p in partitions}):
+                await self._processor(key, out)
+            if out.alarms:
+                await self._commit(out, {}, [])
+
+    async def release(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Drop the state of revoked partitions (under the same key it was loaded by), so
+        the old owner stops ticking it and never overwrites the new owner's checkpoint."""
+        async with self._lock:
+            for key in {self.state_key(t, p) for t, p in partitions}:
+                if self._processors.pop(key, None) is not None:
+                    log.info(
+                        "state released",
+                        extra={"pipeline": self.name, "state": f"{key[0]}/{key[1]}"},
+                    )
+                self._tick_failures.pop(key, None)
+
+    def owned(self) -> list[StateKey]:
+        return sorted(self._processors)
 
     async def handle_batch(self, messages: list[Message]) -> None:
         async with self._lock:
@@ -176,20 +236,39 @@ class Pipeline:
             touched: dict[StateKey, Processor] = {}
             now = self.clock()
             for msg in messages:
-                key = self.state_key(msg)
+                key = self.state_key(msg.topic, msg.partition)
                 proc = await self._processor(key, out)
                 MESSAGES_CONSUMED.labels(msg.topic).inc()
                 if msg.offset <= proc.offset(msg.topic):
                     REPLAYED_SKIPPED.labels(msg.topic).inc()
                     continue
-                events, rejections = proc.handle(msg, now, out)
+                scratch = Emitted()
+                try:
+                    events, rejections = proc.handle(msg, now, scratch)
+                except Exception as exc:
+                    # Our own bug or drift on this message: it alone is dead-lettered.
+                    # Processors isolate items themselves; this catches the rest.
+                    proc.skip(msg.topic, msg.offset)
+                    events, rejections = (
+                        1,
+                        [
+                            Rejection(
+                                Reason.PROCESSING_ERROR, processing_error(exc), msg.value or b""
+                            )
+                        ],
+                    )
+                    log.exception(
+                        "message failed", extra={"pipeline": self.name, "topic": msg.topic,
+                                                 "partition": msg.partition, "offset": msg.offset},
+                    )  # fmt: skip
+                else:
+                    out.merge(scratch)
                 EVENTS_CONSUMED.labels(msg.topic).inc(events)
                 for rej in rejections:
                     pending.append(await self._dead_letter(msg, rej))
                 touched[key] = proc
-                self._last_activity[key] = time.monotonic()
-            for proc in touched.values():
-                proc.tick(now, 0.0, out)
+            for key, proc in touched.items():
+                self._tick_one(key, proc, now, out)
             await self._commit(out, touched, pending)
             self._update_lag(messages)
             BATCH_SECONDS.labels(messages[0].topic if messages else "?").observe(
@@ -206,11 +285,9 @@ class Pipeline:
             touched: dict[StateKey, Processor] = {}
             now = self.clock()
             for key, proc in self._processors.items():
-                if proc.tick(
-                    now, time.monotonic() - self._last_activity.get(key, time.monotonic()), out
-                ):
+                if self._tick_one(key, proc, now, out):
                     touched[key] = proc
-            if touched or out.alarms:
+            if touched or out.alarms or out.tables:
                 await self._commit(out, touched, [])
 
     async def apply_commands(self, commands: list[AlarmCommand]) -> None:
@@ -232,6 +309,25 @@ class Pipeline:
             if touched:
                 await self._commit(out, touched, [])
 
+    def _tick_one(self, key: StateKey, proc: Processor, now: datetime, out: Emitted) -> bool:
+        scratch = Emitted()
+        try:
+            changed = proc.tick(now, scratch)
+        except Exception as exc:
+            # A tick has no message to dead-letter: count it, say it once per kind of
+            # failure, and let every other processor and domain go on.
+            PROCESSING_ERRORS.labels(self.name).inc()
+            detail = processing_error(exc)
+            if self._tick_failures.get(key) != detail:
+                self._tick_failures[key] = detail
+                log.exception(
+                    "tick failed", extra={"pipeline": self.name, "state": f"{key[0]}/{key[1]}"}
+                )
+            return False
+        self._tick_failures.pop(key, None)
+        out.merge(scratch)
+        return changed
+
     def _check_healthy(self) -> None:
         if self._failed is not None:
             raise RuntimeError(
@@ -248,6 +344,8 @@ class Pipeline:
             item_index=rej.index,
         )
         DEAD_LETTERED.labels(msg.topic, rej.reason.value).inc()
+        if rej.reason is Reason.PROCESSING_ERROR:
+            PROCESSING_ERRORS.labels(self.name).inc()
         log.warning(
             "event dead-lettered",
             extra={
@@ -303,12 +401,12 @@ class Pipeline:
                     await self.sink.flush()
         await self.sink.flush()
         if touched:
-            await self.checkpoints.save(
-                [
-                    Checkpoint(key[0], key[1], proc.offset(key[0]), proc.dumps())
-                    for key, proc in touched.items()
-                ]
-            )
+            saved = []
+            for key, proc in touched.items():
+                state = proc.dumps()
+                CHECKPOINT_BYTES.labels(self.name, f"{key[0]}/{key[1]}").set(len(state))
+                saved.append(Checkpoint(key[0], key[1], proc.offset(key[0]), state))
+            await self.checkpoints.save(saved)
 
     def _update_lag(self, messages: list[Message]) -> None:
         if self.highwater is None:

@@ -18,6 +18,7 @@ import msgspec
 
 from schemas import clickhouse_ddl as ddl
 from schemas.alarm_rules import RuleBook
+from schemas.alarms import Reason as AlarmReason
 from schemas.deadletter import Reason
 from schemas.procurement import STAGE_RANK, TenderEvent, TenderKind
 from schemas.settings import Settings
@@ -271,23 +272,39 @@ class ProcurementPartition(ItemPartition[TenderEvent]):
                 t.contract_currency or "", list(t.flags), _dt(t.first_ts), _dt(t.last_ts),
                 t.version)  # fmt: skip
 
-    def tick(self, now: datetime, idle_for_s: float, out: Emitted) -> bool:
-        """Forget tenders nobody touched for the retention period and wins past the window."""
+    def tick(self, now: datetime, out: Emitted) -> bool:
+        """Forget tenders nobody touched for the retention period and wins past the window.
+
+        A forgotten tender's open flags, and a forgotten supplier's repeated-winner alarm,
+        are cleared (reason silence): no later event could clear them, and their machines
+        would otherwise stay in state for ever."""
         changed = False
-        horizon = now.timestamp() - self.cfg.state_retention_days * DAY_S
-        for key in [k for k, t in self.state.tenders.items() if t.touched < horizon]:
-            del self.state.tenders[key]
+        now_ts = now.timestamp()
+        retention = self.cfg.state_retention_days * DAY_S
+        for key in [k for k, t in self.state.tenders.items() if t.touched < now_ts - retention]:
+            t = self.state.tenders.pop(key)
+            for kind in t.flags:
+                if kind != REPEATED_WINNER:
+                    out.alarms.extend(self.alarms.forget(kind, key, now_ts, AlarmReason.SILENCE))
             changed = True
         window = self.cfg.repeated_winner_window_days * DAY_S
+        # A supplier's wins are kept while its newest win is within the retention (event
+        # time) of the newest event; the window alone would keep one win per pair for ever.
+        keep_s = max(window, retention)
         for entity, wins in list(self.state.wins.items()):
             newest = max(w.ts for w in wins)
+            if self.state.max_ts is not None and self.state.max_ts - newest > keep_s:
+                del self.state.wins[entity]
+                forgotten = self.alarms.forget(
+                    REPEATED_WINNER, entity, self.state.max_ts, AlarmReason.SILENCE
+                )
+                out.alarms.extend(forgotten)
+                changed = True
+                continue
             kept = [w for w in wins if newest - w.ts <= window]
             if len(kept) != len(wins):
                 changed = True
-                if kept:
-                    self.state.wins[entity] = kept
-                else:
-                    del self.state.wins[entity]
+                self.state.wins[entity] = kept
         if self.state.max_ts is not None:
             before = len(self.state.alarms.machines)
             out.alarms.extend(self.alarms.sweep(self.state.max_ts))

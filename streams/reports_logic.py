@@ -7,6 +7,7 @@ never applied. ``reports.contacts`` only goes to its own table.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ import msgspec
 
 from schemas import clickhouse_ddl as ddl
 from schemas.alarm_rules import RuleBook
+from schemas.alarms import Reason as AlarmReason
 from schemas.deadletter import Reason
 from schemas.reports import (
     TERMINAL,
@@ -34,7 +36,10 @@ from streams.pipeline import Emitted, Pipeline, Producer, StateKey
 from streams.sink import BaseSink
 from streams.validation import future_problem
 
+log = logging.getLogger(__name__)
+
 SLA_KIND = "report_sla_breach"
+DAY_S = 86400.0
 
 
 @dataclass
@@ -191,12 +196,13 @@ class ReportsPartition(ItemPartition[ReportEvent]):
         at = max(ts, machine.last_ts)
         out.alarms.extend(self.alarms.observe(SLA_KIND, rid, at, 0.0, self._context(rid, r)))
 
-    def tick(self, now: datetime, idle_for_s: float, out: Emitted) -> bool:
+    def tick(self, now: datetime, out: Emitted) -> bool:
         """Raise or escalate SLA breaches of open reports; forget long-closed ones."""
         clock = self.clock(now)
         if clock is None:
             return False
         before = len(out.alarms)
+        expired = self._expire_open(clock, out)
         for rid, r in self.state.open.items():
             if clock <= r.due:
                 continue
@@ -206,15 +212,33 @@ class ReportsPartition(ItemPartition[ReportEvent]):
             # there keeps its id (kind/entity/start) the same on a replay.
             at = clock if machine is not None and machine.level else r.due
             out.alarms.extend(self.alarms.observe(SLA_KIND, rid, at, ratio, self._context(rid, r)))
-        horizon = clock - self.cfg.closed_memory_days * 86400
+        horizon = clock - self.cfg.closed_memory_days * DAY_S
         stale = [rid for rid, c in self.state.closed.items() if c.at < horizon]
         for rid in stale:
             del self.state.closed[rid]
         machines = len(self.alarms.state.machines)
         out.alarms.extend(self.alarms.sweep(clock))
         return (
-            bool(stale) or len(out.alarms) > before or machines != len(self.alarms.state.machines)
+            bool(stale or expired)
+            or len(out.alarms) > before
+            or machines != len(self.alarms.state.machines)
         )
+
+    def _expire_open(self, clock: float, out: Emitted) -> list[str]:
+        """Forget open reports that saw no event for ``open_memory_days``; their SLA alarm is
+        cleared (reason silence) at the moment they expired, so a replay gives the same row."""
+        memory = self.cfg.open_memory_days * DAY_S
+        expired = [rid for rid, r in self.state.open.items() if r.updated < clock - memory]
+        for rid in expired:
+            r = self.state.open.pop(rid)
+            out.alarms.extend(
+                self.alarms.forget(SLA_KIND, rid, r.updated + memory, AlarmReason.SILENCE)
+            )
+            log.warning(
+                "open report forgotten: no event for open_memory_days",
+                extra={"report_id": rid, "status": r.status, "days": self.cfg.open_memory_days},
+            )
+        return expired
 
 
 class ContactsPartition(ItemPartition[ReportContact]):

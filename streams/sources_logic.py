@@ -32,7 +32,9 @@ SOURCE_SILENCE = Gauge(
     "Seconds since the connector last published an event (as the worker sees it)",
     ["connector"],
 )
-FORGET_AFTER_S = 24 * 3600.0  # instances that stopped this long ago are history, not state
+# Instances that stopped, or were lost (still "running" but no heartbeat), this long ago
+# are history, not state: every restart of a connector makes a new instance.
+FORGET_AFTER_S = 24 * 3600.0
 
 
 @dataclass
@@ -61,6 +63,17 @@ def silence(instances: dict[str, Instance], now: float) -> tuple[float, Instance
     return max(0.0, now - since), newest
 
 
+def forget_old_instances(instances: dict[str, Instance], now: float) -> bool:
+    """Drop instances whose last heartbeat is older than FORGET_AFTER_S, whatever state they
+    claimed (a killed process never says "stopped"); the newest instance always stays so
+    the connector's silence can still be judged. True when any was dropped."""
+    newest = max(instances, key=lambda name: instances[name].started)
+    old = [n for n, i in instances.items() if n != newest and now - i.heartbeat > FORGET_AFTER_S]
+    for name in old:
+        del instances[name]
+    return bool(old)
+
+
 class SourcesPartition(ItemPartition[SourceHeartbeat]):
     model = SourceHeartbeat
 
@@ -87,18 +100,13 @@ class SourcesPartition(ItemPartition[SourceHeartbeat]):
                   hb.last_event_at, hb.started_at, hb.at)])  # fmt: skip
         return None
 
-    def tick(self, now: datetime, idle_for_s: float, out: Emitted) -> bool:
+    def tick(self, now: datetime, out: Emitted) -> bool:
         now_ts = now.timestamp()
-        before = len(out.alarms)
+        before, changed = len(out.alarms), False
         stale_beat = 3 * self.settings.source_heartbeat_s
         for connector, instances in self.state.connectors.items():
-            for name, inst in list(instances.items()):
-                if (
-                    inst.state != ConnectorState.RUNNING
-                    and now_ts - inst.heartbeat > FORGET_AFTER_S
-                ):
-                    if len(instances) > 1:
-                        del instances[name]
+            pruned = forget_old_instances(instances, now_ts)
+            changed = changed or pruned
             judged = silence(instances, now_ts)
             limit = self.cfg.limit_for(connector)
             if judged is None:
@@ -121,7 +129,7 @@ class SourcesPartition(ItemPartition[SourceHeartbeat]):
             out.alarms.extend(
                 self.alarms.observe("source_silent", connector, now_ts, silent_s / limit, context)
             )
-        return len(out.alarms) > before
+        return changed or len(out.alarms) > before
 
 
 def sources_pipeline(

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+import msgspec
+
 from schemas.geo import haversine_m
 
 
@@ -22,8 +24,7 @@ class FixQuality(StrEnum):
     BAD = "bad"  # implausible jump
 
 
-@dataclass
-class Anchor:
+class Anchor(msgspec.Struct, array_like=True):
     ts: float
     lat: float
     lon: float

@@ -1,9 +1,13 @@
-"""Transit logic of one Kafka partition: speed, bad fixes, overspeed alarms, 1-minute windows.
+"""Transit logic: speed, bad fixes, overspeed alarms and 1-minute windows, per vehicle.
 
-Pure: it takes validated positions and returns rows and alarm transitions. The faust
-agent feeds it and persists :class:`PartitionState` (a checkpoint) together with the
-offset of the last message applied, so a restarted worker continues exactly where the
-rows it wrote left off.
+Pure: it takes validated positions and returns rows and alarm transitions. Each vehicle
+has its own event clock (streams/windows.py): its fixes are held up to the allowed
+lateness, released in event-time order (so derived speed, alarms and windows are the same
+whatever order the feed delivered them in), and its windows close on its own clock. A
+fix later than that corrects its window (a new version of the row) within the correction
+horizon, and is returned as ``late`` beyond it. Corridor windows are not kept here: they
+are the sum of the vehicle windows (a ClickHouse view over ``FINAL`` rows), so they are
+corrected with them.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from schemas.settings import Settings
 from schemas.transit import VehiclePosition
 from streams.alarm_engine import AlarmEngine, Context, EngineState
 from streams.speed import Anchor, FixQuality, SpeedRules, observe
-from streams.windows import WindowClock, Windows
+from streams.windows import EntityWindows, Placement, Reorder, WindowPolicy
 
 WINDOW_S = 60
 OVERSPEED = "overspeed"
@@ -33,6 +37,8 @@ class TransitRules:
     book: RuleBook
     speed: SpeedRules = field(default_factory=SpeedRules)
     lateness_s: float = 10.0
+    horizon_s: float = 300.0
+    evict_after_s: float = 6 * 3600.0
 
     @classmethod
     def from_settings(cls, s: Settings, book: RuleBook | None = None) -> TransitRules:
@@ -40,14 +46,19 @@ class TransitRules:
             book=book or load_rules(s.alarm_rules),
             speed=SpeedRules(max_plausible_kmh=s.max_plausible_speed_kmh),
             lateness_s=s.window_allowed_lateness_s,
+            horizon_s=s.correction_horizon_s,
+            evict_after_s=s.entity_evict_after_s,
         )
+
+    @property
+    def windows(self) -> WindowPolicy:
+        return WindowPolicy(WINDOW_S, self.lateness_s, self.horizon_s)
 
     def limit_for(self, corridor: str) -> float:
         return self.book.transit.limit_for(corridor)
 
 
-@dataclass
-class VehicleAcc:
+class VehicleAcc(msgspec.Struct, array_like=True):
     corridor: str = ""
     limit_kmh: float = 0.0
     positions: int = 0
@@ -57,28 +68,38 @@ class VehicleAcc:
     seconds_over: float = 0.0
 
 
-@dataclass
-class CorridorAcc:
-    positions: int = 0
-    vehicles: list[str] = field(default_factory=list)
-    speed_samples: int = 0
-    speed_sum: float = 0.0
-    max_speed: float | None = None
-    seconds_over: float = 0.0
+class Fix(msgspec.Struct, array_like=True):
+    """A position held until its vehicle's watermark passes it."""
+
+    lat: float
+    lon: float
+    corridor: str
+    reported_kmh: float | None
+    ingested_at: float
+    kecamatan: str
+    label: str | None = None
+    route_id: str | None = None
+    trip_id: str | None = None
+    bearing: float | None = None
+    occupancy: str = ""
+    source: str = ""
+    # What the position row said when the fix arrived (judged against the fixes seen so
+    # far); rewritten at release only if event-time order says otherwise.
+    speed_written: float | None = None
+    bad_written: bool = False
 
 
-@dataclass
-class VehicleState:
-    anchor: Anchor | None = None
+class VehicleState(msgspec.Struct, array_like=True):
+    anchor: Anchor | None = None  # in event-time order, over released fixes
+    arrival: Anchor | None = None  # in arrival order, for the row written at once
+    held: Reorder[Fix] = msgspec.field(default_factory=Reorder)
+    windows: EntityWindows[VehicleAcc] = msgspec.field(default_factory=EntityWindows)
 
 
 @dataclass
 class PartitionState:
     offset: int = -1  # last Kafka offset whose effects are in this state
-    clock: WindowClock = field(default_factory=lambda: WindowClock(size_s=WINDOW_S))
     vehicles: dict[str, VehicleState] = field(default_factory=dict)
-    vehicle_windows: Windows[VehicleAcc] = field(default_factory=Windows)
-    corridor_windows: Windows[CorridorAcc] = field(default_factory=Windows)
     alarms: EngineState = field(default_factory=EngineState)
 
     def dumps(self) -> bytes:
@@ -93,26 +114,26 @@ class PartitionState:
 class Outputs:
     positions: list[tuple[Any, ...]] = field(default_factory=list)
     vehicle_windows: list[tuple[Any, ...]] = field(default_factory=list)
-    corridor_windows: list[tuple[Any, ...]] = field(default_factory=list)
     alarms: list[Alarm] = field(default_factory=list)
     bad_fixes: int = 0
-    late: int = 0
     stale: int = 0
+    corrections: int = 0
+    duplicates: int = 0
+    evicted: int = 0
 
     def row_count(self) -> int:
-        return (
-            len(self.positions)
-            + len(self.vehicle_windows)
-            + len(self.corridor_windows)
-            + 2 * len(self.alarms)
-        )
+        return len(self.positions) + len(self.vehicle_windows) + 2 * len(self.alarms)
 
 
 def _corridor(pos: VehiclePosition) -> str:
     return pos.corridor or pos.route_id or "unknown"
 
 
-def _add_speed(acc: VehicleAcc | CorridorAcc, speed: float | None, over_s: float) -> None:
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def _add_speed(acc: VehicleAcc, speed: float | None, over_s: float) -> None:
     acc.positions += 1
     acc.seconds_over += over_s
     if speed is not None:
@@ -121,123 +142,151 @@ def _add_speed(acc: VehicleAcc | CorridorAcc, speed: float | None, over_s: float
         acc.max_speed = speed if acc.max_speed is None else max(acc.max_speed, speed)
 
 
+def _position_row(vid: str, ts: float, f: Fix, speed: float | None, bad: bool) -> tuple[Any, ...]:
+    return (vid, _dt(ts), f.label, f.route_id, f.corridor, f.trip_id, f.lat, f.lon, f.bearing,
+            f.reported_kmh, speed, f.occupancy, f.source, int(bad), _dt(f.ingested_at),
+            f.kecamatan)  # fmt: skip
+
+
 class TransitProcessor:
-    """All transit state of one Kafka partition."""
+    """All transit state of one Kafka partition, kept per vehicle."""
 
     def __init__(self, rules: TransitRules, partition: int, state: PartitionState | None = None):
         self.rules = rules
+        self.policy = rules.windows
         self.partition = partition
         self.state = state or PartitionState()
-        self.state.clock.lateness_s = rules.lateness_s
         self.alarms = AlarmEngine(rules.book, self.state.alarms)
 
-    def apply(
-        self, pos: VehiclePosition, out: Outputs, ingested_at: datetime, kecamatan: str = ""
-    ) -> None:
-        st = self.state
-        ts = pos.ts
-        corridor = _corridor(pos)
-        limit = self.rules.limit_for(corridor)
-        vehicle = st.vehicles.get(pos.vehicle_id)
+    def apply(self, pos: VehiclePosition, out: Outputs, wall: float, kecamatan: str = "") -> bool:
+        """Take one valid position; False when it is past the correction horizon (late)."""
+        vid, ts = pos.vehicle_id, pos.ts
+        vehicle = self.state.vehicles.get(vid)
         if vehicle is None:
-            vehicle = st.vehicles[pos.vehicle_id] = VehicleState()
+            vehicle = self.state.vehicles[vid] = VehicleState()
+        fix = Fix(pos.lat, pos.lon, _corridor(pos), pos.speed_kmh, wall, kecamatan, pos.label,
+                  pos.route_id, pos.trip_id, pos.bearing,
+                  pos.occupancy.value if pos.occupancy else "", pos.source)  # fmt: skip
+        if vehicle.held.is_late(ts):
+            return self._late(vid, vehicle, ts, fix, wall, out)
+        if not vehicle.held.add(ts, fix):
+            out.duplicates += 1
+            return True
+        vehicle.windows.clock.observe(ts, wall)
+        # The position is queryable at once; in an in-order feed this row is final.
+        vehicle.arrival, first = observe(
+            vehicle.arrival, ts, fix.lat, fix.lon, fix.reported_kmh, self.rules.speed
+        )
+        fix.speed_written, fix.bad_written = first.speed_kmh, first.quality is FixQuality.BAD
+        out.positions.append(_position_row(vid, ts, fix, fix.speed_written, fix.bad_written))
+        self.advance(vid, vehicle, wall, out)
+        return True
+
+    def _late(
+        self, vid: str, vehicle: VehicleState, ts: float, fix: Fix, wall: float, out: Outputs
+    ) -> bool:
+        """Behind the released watermark: counted in its window (a correction), without a
+        derived speed, since its neighbours were already judged without it."""
+        placement, slot = self.policy.place(vehicle.windows, ts, wall, VehicleAcc)
+        if placement is Placement.LATE:
+            return False
+        if placement is Placement.DUPLICATE or slot is None:
+            out.duplicates += 1
+            return True
+        limit = self.rules.limit_for(fix.corridor)
+        slot.acc.corridor, slot.acc.limit_kmh = fix.corridor, limit
+        slot.acc.positions += 1
+        out.corrections += 1
+        out.positions.append(_position_row(vid, ts, fix, fix.reported_kmh, False))
+        self._emit_due(vid, vehicle, wall, out)
+        return True
+
+    def advance(self, vid: str, vehicle: VehicleState, wall: float, out: Outputs) -> None:
+        """Release held fixes the vehicle's watermark has passed, in event-time order, then
+        close and emit the windows it has passed."""
+        wm = self.policy.watermark(vehicle.windows.clock, wall)
+        for ts, fix in vehicle.held.release(wm):
+            self._release(vid, vehicle, ts, fix, wall, out)
+        self._emit_due(vid, vehicle, wall, out)
+
+    def _release(
+        self, vid: str, vehicle: VehicleState, ts: float, fix: Fix, wall: float, out: Outputs
+    ) -> None:
+        placement, slot = self.policy.place(vehicle.windows, ts, wall, VehicleAcc)
+        if placement is Placement.DUPLICATE or slot is None:
+            out.duplicates += 1
+            return
         vehicle.anchor, obs = observe(
-            vehicle.anchor, ts, pos.lat, pos.lon, pos.speed_kmh, self.rules.speed
+            vehicle.anchor, ts, fix.lat, fix.lon, fix.reported_kmh, self.rules.speed
         )
         bad = obs.quality is FixQuality.BAD
-        out.positions.append(
-            (
-                pos.vehicle_id,
-                pos.timestamp,
-                pos.label,
-                pos.route_id,
-                corridor,
-                pos.trip_id,
-                pos.lat,
-                pos.lon,
-                pos.bearing,
-                pos.speed_kmh,
-                obs.speed_kmh,
-                pos.occupancy.value if pos.occupancy else "",
-                pos.source,
-                int(bad),
-                ingested_at,
-                kecamatan,
-            )
-        )
-        if bad:
-            out.bad_fixes += 1
+        if (obs.speed_kmh, bad) != (fix.speed_written, fix.bad_written):
+            # It arrived out of order: event-time order corrects the row written at arrival.
+            out.positions.append(_position_row(vid, ts, fix, obs.speed_kmh, bad))
+        limit = self.rules.limit_for(fix.corridor)
+        slot.acc.corridor, slot.acc.limit_kmh = fix.corridor, limit
+        if bad or obs.quality is FixQuality.STALE:
+            # Counted as a position of the window, not as a speed sample.
+            slot.acc.positions += 1
+            out.bad_fixes += bad
+            out.stale += not bad
             return
-        if obs.quality is FixQuality.STALE:
-            out.stale += 1
-            return
-
         speed = obs.speed_kmh
         if speed is not None:
             context: Context = {
-                "corridor": corridor,
-                "route_id": pos.route_id,
-                "trip_id": pos.trip_id,
-                "lat": pos.lat,
-                "lon": pos.lon,
-                "limit_kmh": limit,
-                "kecamatan": kecamatan or None,
-            }
-            out.alarms.extend(
-                self.alarms.observe(OVERSPEED, pos.vehicle_id, ts, speed, context, base=limit)
-            )
-
-        if st.clock.is_late(ts):
-            out.late += 1
-            return
-        st.clock.observe(ts)
+                "corridor": fix.corridor, "route_id": fix.route_id, "trip_id": fix.trip_id,
+                "lat": fix.lat, "lon": fix.lon, "limit_kmh": limit,
+                "kecamatan": fix.kecamatan or None,
+            }  # fmt: skip
+            out.alarms.extend(self.alarms.observe(OVERSPEED, vid, ts, speed, context, base=limit))
         over_s = 0.0
         if speed is not None and speed > limit and obs.interval_s is not None:
             over_s = min(obs.interval_s, MAX_OVER_LIMIT_INTERVAL_S)
-        start = st.clock.start_of(ts)
-        vacc = st.vehicle_windows.get(start, pos.vehicle_id, VehicleAcc)
-        vacc.corridor, vacc.limit_kmh = corridor, limit
-        _add_speed(vacc, speed, over_s)
-        cacc = st.corridor_windows.get(start, corridor, CorridorAcc)
-        _add_speed(cacc, speed, over_s)
-        if pos.vehicle_id not in cacc.vehicles:
-            cacc.vehicles.append(pos.vehicle_id)
+        _add_speed(slot.acc, speed, over_s)
 
-    def close_windows(self, out: Outputs, force: bool = False) -> None:
-        """Emit every window the watermark has passed (all open ones when ``force``)."""
-        clock = self.state.clock
-        limit = clock.closable_before(force)
-        for start, vid, v in self.state.vehicle_windows.pop_before(limit):
-            out.vehicle_windows.append(
-                (
-                    vid,
-                    datetime.fromtimestamp(start, UTC),
-                    v.corridor,
-                    v.positions,
-                    v.speed_samples,
-                    v.speed_sum / v.speed_samples if v.speed_samples else None,
-                    v.max_speed,
-                    v.seconds_over,
-                    v.limit_kmh,
-                )
-            )
-        for start, corridor, c in self.state.corridor_windows.pop_before(limit):
-            out.corridor_windows.append(
-                (
-                    corridor,
-                    datetime.fromtimestamp(start, UTC),
-                    self.partition,
-                    c.positions,
-                    len(c.vehicles),
-                    c.speed_samples,
-                    c.speed_sum,
-                    c.max_speed,
-                    c.seconds_over,
-                )
-            )
-        clock.closed_before = max(clock.closed_before, limit)
-        if clock.max_ts is not None:
-            out.alarms.extend(self.alarms.sweep(clock.max_ts))
+    def _emit_due(
+        self, vid: str, vehicle: VehicleState, wall: float, out: Outputs, force: bool = False
+    ) -> None:
+        for start, slot in self.policy.due(vehicle.windows, wall, force):
+            v = slot.acc
+            mean = v.speed_sum / v.speed_samples if v.speed_samples else None
+            row = (vid, _dt(start), v.corridor, v.positions, v.speed_samples, mean, v.max_speed,
+                   v.seconds_over, v.limit_kmh, slot.version)  # fmt: skip
+            out.vehicle_windows.append(row)
 
-    def has_open_windows(self) -> bool:
-        return bool(self.state.vehicle_windows.open or self.state.corridor_windows.open)
+    def tick(self, wall: float, out: Outputs) -> None:
+        """Every vehicle on its own clock: release, close quiet windows, clear alarms of
+        silent vehicles, and evict vehicles quiet past the eviction time."""
+        for vid in list(self.state.vehicles):
+            vehicle = self.state.vehicles[vid]
+            clock = vehicle.windows.clock
+            if clock.idle_s(wall) >= self.rules.evict_after_s:
+                self.evict(vid, wall, out)
+                continue
+            self.advance(vid, vehicle, wall, out)
+            now = clock.now(wall)
+            if now is not None:
+                out.alarms.extend(self.alarms.sweep(now, [f"{OVERSPEED}/{vid}"]))
+
+    def evict(self, vid: str, wall: float, out: Outputs) -> None:
+        """Write everything the vehicle holds, then forget it."""
+        vehicle = self.state.vehicles[vid]
+        for ts, fix in vehicle.held.release(None, force=True):
+            self._release(vid, vehicle, ts, fix, wall, out)
+        self._emit_due(vid, vehicle, wall, out, force=True)
+        now = vehicle.windows.clock.now(wall)
+        if now is not None:
+            out.alarms.extend(self.alarms.sweep(now, [f"{OVERSPEED}/{vid}"]))
+        machine = self.alarms.state.machines.get(f"{OVERSPEED}/{vid}")
+        if machine is not None and not machine.level:
+            del self.alarms.state.machines[f"{OVERSPEED}/{vid}"]  # pending, never to finish
+        del self.state.vehicles[vid]
+        out.evicted += 1
+
+    def flush(self, wall: float, out: Outputs) -> None:
+        """Release and close everything (the end of a finite replay, and tests)."""
+        for vid in list(self.state.vehicles):
+            vehicle = self.state.vehicles[vid]
+            for ts, fix in vehicle.held.release(None, force=True):
+                self._release(vid, vehicle, ts, fix, wall, out)
+            self._emit_due(vid, vehicle, wall, out, force=True)

@@ -110,7 +110,7 @@ async def situation(warehouse: WarehouseDep) -> Situation:
     traffic = {r["congestion"]: int(r["n"]) for r in await run_query(
         warehouse,
         f"SELECT congestion, count() AS n FROM (SELECT segment_id, argMax(congestion, window_start) AS congestion"
-        f" FROM {ddl.TRAFFIC_5M} GROUP BY segment_id) GROUP BY congestion")}  # fmt: skip
+        f" FROM {ddl.TRAFFIC_5M} FINAL GROUP BY segment_id) GROUP BY congestion")}  # fmt: skip
     counts = {
         "transit": {
             "vehicles_last_10_min": int(

@@ -49,7 +49,9 @@ _WINDOW = (
 async def segments(warehouse: WarehouseDep) -> list[SegmentOut]:
     rows = await run_query(
         warehouse,
-        f"SELECT segment_id, argMax(tuple({_WINDOW}), window_start) AS w FROM {ddl.TRAFFIC_5M} GROUP BY segment_id",
+        # FINAL: a corrected window has several versions until a merge; read the newest.
+        f"SELECT segment_id, argMax(tuple({_WINDOW}), window_start) AS w"
+        f" FROM {ddl.TRAFFIC_5M} FINAL GROUP BY segment_id",
     )
     names = _WINDOW.split(", ")
     latest = {r["segment_id"]: Window(**dict(zip(names, r["w"], strict=True))) for r in rows}

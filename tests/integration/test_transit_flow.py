@@ -39,7 +39,7 @@ def reference(settings: Settings) -> tuple[Outputs, BrtSimulator]:
     sim = simulator()
     proc = TransitProcessor(TransitRules.from_settings(settings), 0)
     out = Outputs()
-    now = datetime.now(UTC)
+    now = datetime.now(UTC).timestamp()
     t = float(START)
     while t - START < DURATION_S:
         for p in sim.tick(t, 5.0):
@@ -47,7 +47,7 @@ def reference(settings: Settings) -> tuple[Outputs, BrtSimulator]:
             if settings.service_area.contains(p.lon, p.lat):
                 proc.apply(p, out, now)
         t += 5.0
-    proc.close_windows(out, force=True)
+    proc.flush(now, out)
     return out, sim
 
 
@@ -178,7 +178,7 @@ async def test_restart_and_full_replay_neither_lose_nor_duplicate(
         for t in (
             "transit_positions",
             "transit_vehicle_1m",
-            "transit_corridor_1m_part",
+            "transit_corridor_1m",
             "alarms",
             "alarm_transitions",
         )

@@ -16,7 +16,6 @@ class MemorySink(BaseSink):
     KEYS = {
         "transit_positions": (0, 1),
         "transit_vehicle_1m": (0, 1),
-        "transit_corridor_1m_part": (0, 1, 2),
         "alarms": (0,),
         "alarm_transitions": (0, 10),
     }

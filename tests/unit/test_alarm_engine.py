@@ -1,3 +1,4 @@
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -35,7 +36,7 @@ BOOK = RuleBook.model_validate(
 )  # fmt: skip
 
 
-def run(kind: str, samples: list[tuple[float, float]], engine: AlarmEngine | None = None, **kw):  # type: ignore[no-untyped-def]
+def run(kind: str, samples: Sequence[tuple[float, float]], engine: AlarmEngine | None = None, **kw):  # type: ignore[no-untyped-def]
     engine = engine or AlarmEngine(BOOK)
     out = []
     for ts, value in samples:
@@ -197,3 +198,131 @@ def test_the_rule_file_is_validated(tmp_path) -> None:  # type: ignore[no-untype
     bad.write_text("not toml [")
     with pytest.raises(RuleBookError, match=str(bad)):
         load_rules(bad)
+
+
+def _book_error(tmp_path, text: str) -> str:  # type: ignore[no-untyped-def]
+    path = tmp_path / "rules.toml"
+    path.write_text(text)
+    with pytest.raises(RuleBookError) as info:
+        load_rules(path)
+    assert "\n" not in str(info.value)  # one line for the command line to print
+    return str(info.value)
+
+
+LEVEL = '[[rule.level]]\nname="{n}"\nseverity="warning"\nraise={r}\nclear={c}\n'
+RULE = '[[rule]]\nkind="x"\ndomain="d"\ndirection="{d}"\n'
+
+
+@pytest.mark.parametrize(
+    ("direction", "levels", "match"),
+    [
+        # raise thresholds not getting worse in the rule's direction
+        ("above", [(10, 5), (10, 8)], "levels must get worse"),
+        ("above", [(20, 15), (10, 5)], "levels must get worse"),
+        ("below", [(10, 15), (20, 25)], "levels must get worse"),
+        # a clear on the unsafe side of its raise
+        ("below", [(10, 5)], "hysteresis"),
+        # clears inverted against the ladder: the higher level would outlast the lower one
+        ("above", [(10, 8), (20, 5)], "clear thresholds must get worse"),
+        ("below", [(10, 12), (5, 20)], "clear thresholds must get worse"),
+    ],
+)
+def test_inverted_ladders_stop_the_start(tmp_path, direction, levels, match) -> None:  # type: ignore[no-untyped-def]
+    text = RULE.format(d=direction) + "".join(
+        LEVEL.format(n=f"l{i}", r=r, c=c) for i, (r, c) in enumerate(levels)
+    )
+    assert match in _book_error(tmp_path, text)
+
+
+@pytest.mark.parametrize(
+    ("section", "where"),
+    [
+        ("[sources.silent_after_s]\ngtfs-rt = 0\n", "sources.silent_after_s.gtfs-rt"),
+        ("[sources]\ndefault_silent_after_s = 0\n", "sources.default_silent_after_s"),
+        ("[transit.limits_kmh]\nK1 = 0\n", "transit.limits_kmh.K1"),
+        ("[traffic]\nwindow_s = 0\n", "traffic.window_s"),
+        ("[traffic]\ncongestion_bands = [0.25, 0.5, 0.75]\n", "strictly decreasing"),
+        ("[flood]\nreport_bands_cm = [30.0, 10.0, 70.0]\n", "strictly increasing"),
+        ("[flood]\nrise_window_min = 0\n", "flood.rise_window_min"),
+        ("[prices]\nmedian_days = 3\nmin_median_days = 5\n", "min_median_days"),
+    ],
+)
+def test_zero_divisors_and_inverted_bands_stop_the_start(tmp_path, section, where) -> None:  # type: ignore[no-untyped-def]
+    text = section + RULE.format(d="above") + LEVEL.format(n="a", r=10, c=5)
+    assert where in _book_error(tmp_path, text)
+
+
+def test_nan_thresholds_are_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    text = RULE.format(d="above") + LEVEL.format(n="a", r="nan", c=5)
+    assert "rule.0.level.0.raise" in _book_error(tmp_path, text)
+
+
+def test_the_shipped_rule_book_passes_its_own_checks() -> None:
+    book = load_rules()
+    assert book.sources.limit_for("report-import") > 0
+
+
+def test_saved_machines_of_a_kind_removed_from_the_book_are_dropped_on_load(caplog) -> None:  # type: ignore[no-untyped-def]
+    import msgspec
+
+    engine, out = run("river", [(0, 160)])
+    run("speed", [(0, 90)], engine)  # pending, not raised yet
+    saved = msgspec.json.encode(engine.state)
+    without_river = RuleBook.model_validate(
+        {"rule": [r.model_dump(by_alias=True) for r in BOOK.rules if r.kind != "river"]}
+    )
+    with caplog.at_level("WARNING", logger="streams.alarm_engine"):
+        restored = AlarmEngine(without_river, msgspec.json.decode(saved, type=EngineState))
+    assert list(restored.state.machines) == ["speed/e1"]
+    dropped = [r for r in caplog.records if "no longer in the rule book" in r.getMessage()]
+    assert [(r.kind, r.entity) for r in dropped] == [("river", "e1")]  # type: ignore[attr-defined]
+    # Sweeps and commands no longer meet a kind the book does not know.
+    assert restored.sweep(10.0) == []
+    cmd = AlarmCommand(alarm_id=out[0].id, action=CommandAction.CLEAR, by="x", at=datetime.now(UTC))
+    assert restored.command(cmd) == []
+
+
+def test_a_pending_condition_is_forgotten_after_a_long_gap() -> None:
+    # speed: min 15 s, silence 300 s. Crossed at 0, then nothing for 10 minutes.
+    engine, out = run("speed", [(0, 90)])
+    assert out == [] and engine.state.machines["speed/e1"].pending_since == 0
+    assert engine.sweep(250.0) == [] and "speed/e1" in engine.state.machines
+    engine.sweep(301.0)
+    assert engine.state.machines == {}
+    # Without the sweep, a sample after the gap gives the same answer: pending starts over.
+    unswept, out = run("speed", [(0, 90), (600, 90)])
+    assert out == [] and unswept.state.machines["speed/e1"].pending_since == 600
+    swept, _ = run("speed", [(0, 90)])
+    swept.sweep(400.0)
+    _, out = run("speed", [(600, 90)], swept)
+    assert out == [] and swept.state.machines["speed/e1"].pending_since == 600
+    # A gap within the bound still raises, started where the condition began.
+    _, out = run("speed", [(0, 90), (200, 90)])
+    assert [a.state for a in out] == [AlarmState.RAISED] and out[0].started_at.timestamp() == 0
+
+
+def test_a_pending_condition_without_a_silence_limit_uses_the_default_gap() -> None:
+    from streams.alarm_engine import PENDING_GAP_S
+
+    book = RuleBook.model_validate(
+        {"rule": [{"kind": "lvl", "domain": "flood", "min_duration_s": 120,
+                   "level": [{"name": "a", "severity": "warning", "raise": 10, "clear": 5}]}]}
+    )  # fmt: skip
+    engine = AlarmEngine(book)
+    engine.observe("lvl", "g1", 0.0, 20.0)
+    engine.sweep(PENDING_GAP_S)
+    assert "lvl/g1" in engine.state.machines  # hourly gauges keep their pending condition
+    (raised,) = engine.observe("lvl", "g1", 3600.0, 20.0)
+    assert raised.state is AlarmState.RAISED
+    engine.observe("lvl", "g2", 0.0, 20.0)
+    engine.sweep(PENDING_GAP_S + 1)
+    assert "lvl/g2" not in engine.state.machines
+
+
+def test_forget_clears_an_open_alarm_and_drops_the_machine() -> None:
+    engine, _ = run("river", [(0, 160)])
+    (cleared,) = engine.forget("river", "e1", 500.0, Reason.SILENCE)
+    assert (cleared.state, cleared.reason) == (AlarmState.CLEARED, Reason.SILENCE)
+    assert cleared.cleared_at is not None and cleared.cleared_at.timestamp() == 500.0
+    assert engine.state.machines == {}
+    assert engine.forget("river", "e1", 600.0, Reason.SILENCE) == []

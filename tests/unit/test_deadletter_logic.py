@@ -50,3 +50,21 @@ def test_the_processor_records_its_offset_and_never_rejects() -> None:
     assert len(out.tables[ddl.DEAD_LETTERS][1]) == 1
     restored = DeadLetterProcessor(load_rules(), proc.dumps())
     assert restored.offset("sitroom.deadletter") == 5
+
+
+def test_letters_carry_the_cluster_id_so_a_new_broker_does_not_overwrite_them() -> None:
+    msg = Message("sitroom.deadletter", 0, 0, None, b"x", (("reason", b"schema_violation"),))
+    first = DeadLetterProcessor(load_rules(), cluster_id="cluster-a")
+    second = DeadLetterProcessor(load_rules(), cluster_id="cluster-b")  # offsets from 0 again
+    rows = []
+    for proc in (first, second):
+        out = Emitted()
+        proc.handle(msg, NOW, out)
+        columns, (r,) = out.tables[ddl.DEAD_LETTERS]
+        rows.append(dict(zip(columns, r, strict=True)))
+    # The table's key (ORDER BY) tells the two letters apart only through cluster_id.
+    key = ("partition", "offset", "cluster_id")
+    assert "ORDER BY (partition, offset, cluster_id)" in next(
+        s for s in ddl.DDL if f"EXISTS {ddl.DEAD_LETTERS} " in s
+    )
+    assert [tuple(r[k] for k in key) for r in rows] == [(0, 0, "cluster-a"), (0, 0, "cluster-b")]

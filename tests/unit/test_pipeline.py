@@ -10,6 +10,7 @@ from schemas.alarms import AlarmCommand, CommandAction
 from schemas.catalog import ALARMS, DEAD_LETTER, VEHICLE_POSITIONS
 from schemas.settings import Settings
 from schemas.transit import VehiclePosition
+from streams.checkpoints import Checkpoint
 from streams.pipeline import Message, Pipeline
 from streams.transit_stream import transit_pipeline
 from tests.unit.helpers import MemoryCheckpoints, MemoryProducer, MemorySink
@@ -118,17 +119,64 @@ async def test_poison_is_dead_lettered_and_the_rest_processed() -> None:
     assert cps.saved[(TOPIC, 1)].offset == 3
 
 
-async def test_idle_partitions_close_their_windows() -> None:
+async def test_quiet_vehicles_close_their_windows_on_the_measured_idle_time() -> None:
     sink, cps, prod = MemorySink(), MemoryCheckpoints(), MemoryProducer()
-    settings = Settings(_env_file=None, window_idle_close_s=0.01)  # type: ignore[call-arg]
-    pipe = transit_pipeline(settings, sink, cps, prod, clock=lambda: NOW)
-    await pipe.handle_batch(speeding_messages()[:3])
-    assert sink.rows("transit_vehicle_1m") == []
-    import asyncio
-
-    await asyncio.sleep(0.02)
+    wall = [NOW]
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    pipe = transit_pipeline(settings, sink, cps, prod, clock=lambda: wall[0])
+    await pipe.handle_batch(speeding_messages()[:3])  # fixes at :00, :05, :10 of the minute
+    wall[0] = NOW + timedelta(seconds=55)  # the bus's clock: :65, watermark :55
     await pipe.tick()
-    assert len(sink.rows("transit_vehicle_1m")) == 1
+    assert sink.rows("transit_vehicle_1m") == []
+    wall[0] = NOW + timedelta(seconds=61)  # watermark :61: the minute has closed
+    await pipe.tick()
+    assert [r[3] for r in sink.rows("transit_vehicle_1m")] == [3]
+
+
+async def test_state_is_loaded_at_assignment_so_restored_windows_close_without_new_messages() -> (
+    None
+):
+    sink, cps, prod = MemorySink(), MemoryCheckpoints(), MemoryProducer()
+    await make(sink, cps, prod).handle_batch(speeding_messages()[:3])
+    assert sink.rows("transit_vehicle_1m") == []
+    wall = [NOW]
+    restarted = transit_pipeline(
+        Settings(_env_file=None),
+        sink,
+        cps,
+        prod,
+        clock=lambda: wall[0],  # type: ignore[call-arg]
+    )
+    await restarted.assign([(TOPIC, 0), (TOPIC, 1)])
+    wall[0] = NOW + timedelta(minutes=5)
+    await restarted.tick()
+    assert [r[3] for r in sink.rows("transit_vehicle_1m")] == [3]
+    await restarted.release([(TOPIC, 0)])
+    assert restarted.owned() == [(TOPIC, 1)]
+
+
+async def test_an_exception_on_one_item_dead_letters_it_and_the_rest_goes_on() -> None:
+    sink, cps, prod = MemorySink(), MemoryCheckpoints(), MemoryProducer()
+    pipe = make(sink, cps, prod)
+    msgs = speeding_messages()
+    await pipe.assign([(TOPIC, 0)])
+    proc = pipe._processors[(TOPIC, 0)]
+    original = proc.proc.apply  # type: ignore[attr-defined]
+    calls = {"n": 0}
+
+    def flaky(p: VehiclePosition, *args: object) -> bool:
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise ZeroDivisionError("float division by zero")
+        return original(p, *args)  # type: ignore[no-any-return]
+
+    proc.proc.apply = flaky  # type: ignore[attr-defined]
+    await pipe.handle_batch(msgs)
+    letters = prod.on(DEAD_LETTER.name)
+    assert [dict(r[3])["reason"] for r in letters] == [b"processing_error"]
+    assert dict(letters[0][3])["detail"] == b"ZeroDivisionError: float division by zero"
+    assert dict(letters[0][3])["source.offset"] == b"3"
+    assert cps.saved[(TOPIC, 0)].offset == 12  # the batch went on and was checkpointed
 
 
 async def test_commands_reach_the_partition_holding_the_alarm_even_after_a_restart() -> None:
@@ -150,3 +198,37 @@ async def test_commands_reach_the_partition_holding_the_alarm_even_after_a_resta
     await restarted.apply_commands([clear])
     assert orjson.loads(prod.on(ALARMS.name)[-1][2])["reason"] == "manual_clear"
     assert cps.saved[(TOPIC, 0)].offset == 12
+
+
+async def test_a_checkpoint_of_an_older_version_starts_empty_at_its_offset() -> None:
+    sink, cps, prod = MemorySink(), MemoryCheckpoints(), MemoryProducer()
+    cps.saved[(TOPIC, 0)] = Checkpoint(TOPIC, 0, 7, b'{"offset": 7, "clock": {"size_s": 60}}')
+    pipe = make(sink, cps, prod)
+    await pipe.handle_batch(speeding_messages())
+    assert cps.saved[(TOPIC, 0)].offset == 12
+    # Offsets up to the checkpoint were applied by the older version: not again.
+    assert len(sink.rows("transit_positions")) == 5
+
+
+async def test_downtime_is_not_counted_as_quiet_time_of_restored_entities() -> None:
+    """A crash or rebalance leaves events waiting in Kafka: the restored buses were not
+    quiet, so their held fixes must not be released ahead of the fixes still to be read."""
+    sink, cps, prod = MemorySink(), MemoryCheckpoints(), MemoryProducer()
+    msgs = speeding_messages()
+    await make(sink, cps, prod).handle_batch(msgs[:6])
+    wall = [NOW + timedelta(minutes=10)]  # down ten minutes
+    restarted = transit_pipeline(
+        Settings(_env_file=None),
+        sink,
+        cps,
+        prod,
+        clock=lambda: wall[0],  # type: ignore[call-arg]
+    )
+    await restarted.assign([(TOPIC, 0)])
+    await restarted.tick()
+    await restarted.handle_batch(msgs[6:])
+    reference = MemorySink()
+    await make(reference, MemoryCheckpoints(), MemoryProducer()).handle_batch(msgs)
+    speeds = {r[1]: r[10] for r in sink.rows("transit_positions")}
+    assert speeds == {r[1]: r[10] for r in reference.rows("transit_positions")}
+    assert all(v is not None for k, v in speeds.items() if k != min(speeds))

@@ -140,3 +140,19 @@ def test_bad_observations_are_rejected_with_a_reason() -> None:
         Reason.IMPOSSIBLE_VALUE, Reason.IMPOSSIBLE_VALUE, Reason.FUTURE_TIMESTAMP,
     ]  # fmt: skip
     assert part.state.series == {"pasar-johar/gula": part.state.series["pasar-johar/gula"]}
+
+
+def test_state_stays_bounded_over_a_long_run() -> None:
+    part = partition()
+    history = part.cfg.history_days
+    markets = ("pasar-johar", "pasar-karangayu")
+    for day in range(-120, 0, 3):  # four months of prices at two markets, in batches
+        _, rejected = feed(part, [ob(m, "beras-medium", d, 13000 + d) for m in markets
+                                  for d in range(day, day + 3)])  # fmt: skip
+        assert rejected == []
+    assert set(part.state.series) == {f"{m}/beras-medium" for m in markets}
+    for series in part.state.series.values():
+        assert len(series) <= history + 1
+    assert all(len(days) <= history for days in part.state.city_days.values())
+    # One machine per (kind, market/commodity) or market at most, whatever the run length.
+    assert len(part.state.alarms.machines) <= 3 * 2

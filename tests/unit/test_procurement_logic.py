@@ -29,7 +29,7 @@ def feed(part: ProcurementPartition, batches: Sequence[list[TenderEvent] | bytes
             b"[" + b",".join(e.model_dump_json().encode() for e in batch) + b"]")  # fmt: skip
         _, rej = part.handle(Message("procurement.tender-events", 0, offset, None, value), now, out)
         rejected += rej
-    part.tick(now, 0.0, out)
+    part.tick(now, out)
     return out, rejected
 
 
@@ -165,3 +165,33 @@ def test_simulated_red_flags_are_found() -> None:
     meant = {(flag, key) for key, flags in sim.injected.items() for flag in flags}
     assert meant and meant <= found
     assert any(k == "repeated_winner" and e.endswith("npwp-cv-karya-mandiri") for k, e in found)
+
+
+def test_forgotten_tenders_clear_their_open_flags_and_leave_no_machine() -> None:
+    part = partition()
+    out, _ = feed(part, [ocds(1), ocds(2)])
+    assert len(out.alarms) == 3 and len(part.state.alarms.machines) == 3
+    out, _ = feed(part, [], now=NOW + timedelta(days=401))
+    assert part.state.tenders == {}
+    assert sorted((a.kind, a.state.value, a.reason.value) for a in out.alarms) == [
+        ("award_near_hps", "cleared", "silence"),
+        ("tender_period_short", "cleared", "silence"),
+        ("tender_single_bidder", "cleared", "silence"),
+    ]
+    assert part.state.alarms.machines == {}
+
+
+def test_wins_of_suppliers_not_seen_for_the_retention_are_forgotten() -> None:
+    part = partition()
+    out, _ = feed(part, [award("t1", "cv-a", 0), award("t2", "cv-a", 1), award("t3", "cv-a", 2)])
+    assert [(a.entity, a.state.value) for a in out.alarms] == [("dpu/cv-a", "raised")]
+    # Within the retention (event time) the supplier's newest win stays in state.
+    feed(part, [award("t4", "cv-b", 300)])
+    assert set(part.state.wins) == {"dpu/cv-a", "dpu/cv-b"}
+    assert [w.tender_key for w in part.state.wins["dpu/cv-a"]] == ["spse:t1", "spse:t2", "spse:t3"]
+    # 401 days after its newest win (retention 400 > window 180): forgotten, alarm cleared.
+    out, _ = feed(part, [award("t5", "cv-b", 403)])
+    assert set(part.state.wins) == {"dpu/cv-b"}
+    assert [(a.kind, a.entity, a.state.value, a.reason.value) for a in out.alarms] == [
+        ("repeated_winner", "dpu/cv-a", "cleared", "silence")]  # fmt: skip
+    assert "repeated_winner/dpu/cv-a" not in part.state.alarms.machines

@@ -138,6 +138,6 @@ def test_the_simulator_is_deterministic_and_its_lifecycles_are_legal() -> None:
     assert rejected == []
     kinds = {e.kind.value for e in a}
     assert kinds == {"received", "assigned", "in_progress", "resolved", "rejected"}
-    part.tick(now, 0, out)
+    part.tick(now, out)
     raised = {x.entity for x in out.alarms if x.state.value == "raised"}
     assert raised and raised <= set(part.state.open)

@@ -50,7 +50,7 @@ def feed(
             Message("reports.events", 0, offset, None, orjson.dumps(item)), now, out
         )
         rejected += rej
-    part.tick(now, 0.0, out)
+    part.tick(now, out)
     return out, rejected
 
 
@@ -158,7 +158,7 @@ def test_sla_breach_escalates_by_how_late_and_clears_on_resolution() -> None:
     assert alarms[0].started_at == T0 + timedelta(hours=24)
     assert alarms[0].context["department"] == "Dinas Lingkungan Hidup"
     out = Emitted()
-    part.tick(late + timedelta(hours=10), 0, out)  # clock 39 h: 1.6 times the SLA
+    part.tick(late + timedelta(hours=10), out)  # clock 39 h: 1.6 times the SLA
     assert [(a.state.value, a.level, a.severity.value) for a in out.alarms] == [
         ("updated", "overdue long", "major")]  # fmt: skip
     out, rejected = feed(part, [step("r1", "assigned", 40), step("r1", "in_progress", 40.5),
@@ -174,7 +174,7 @@ def test_event_clock_runs_between_events_but_a_replay_uses_event_time() -> None:
     # Received long ago (2 h SLA) but seen only now: the clock is the event's time.
     assert part.clock(T0 + timedelta(days=10)) == T0.timestamp()
     out = Emitted()
-    part.tick(T0 + timedelta(days=10, hours=3.5), 0, out)  # 3.5 wall hours later
+    part.tick(T0 + timedelta(days=10, hours=3.5), out)  # 3.5 wall hours later
     assert [(a.state.value, a.level) for a in out.alarms] == [("raised", "overdue long")]
 
 
@@ -196,7 +196,7 @@ def test_closed_reports_are_forgotten_after_the_memory_window() -> None:
     part = partition()
     feed(part, [received("r1"), step("r1", "rejected", 0.1)])
     out = Emitted()
-    assert part.tick(NOW + timedelta(days=31), 0, out) is True
+    assert part.tick(NOW + timedelta(days=31), out) is True
     assert part.state.closed == {}
 
 
@@ -221,3 +221,33 @@ def test_the_pipeline_gives_each_topic_its_processor() -> None:
                             None, None, None, contacts_topic="reports.contacts")  # type: ignore[arg-type]  # fmt: skip
     assert isinstance(pipe.factory(("reports.contacts", 0), None), ContactsPartition)
     assert isinstance(pipe.factory(("reports.events", 2), None), ReportsPartition)
+
+
+def test_open_reports_nobody_closes_are_forgotten_with_their_sla_alarm_cleared(caplog) -> None:  # type: ignore[no-untyped-def]
+    from schemas.alarms import AlarmState
+    from schemas.alarms import Reason as AlarmReason
+
+    part = partition()
+    memory_s = part.cfg.open_memory_days * 86400
+    assert part.cfg.open_memory_days == 365  # the default
+    # r1 breaches its SLA and is then left open; r2 is updated much later and stays.
+    feed(part, [received("r1", category="sampah"), received("r2", hours=1)])
+    out = Emitted()
+    part.tick(T0 + timedelta(days=2), out)
+    assert [(a.entity, a.state.value) for a in out.alarms] == [("r1", "raised")]
+    late = T0 + timedelta(days=200)
+    feed(part, [step("r2", "assigned", 200 * 24)], now=late)
+    expiry = T0.timestamp() + memory_s
+    out = Emitted()
+    with caplog.at_level("WARNING", logger="streams.reports_logic"):
+        assert part.tick(T0 + timedelta(days=366), out) is True
+    assert set(part.state.open) == {"r2"}
+    (cleared,) = [a for a in out.alarms if a.entity == "r1"]
+    assert (cleared.state, cleared.reason) == (AlarmState.CLEARED, AlarmReason.SILENCE)
+    # Cleared at the moment it expired, not whenever the tick noticed: replays agree.
+    assert cleared.cleared_at is not None and cleared.cleared_at.timestamp() == expiry
+    assert "report_sla_breach/r1" not in part.alarms.state.machines
+    assert [r.report_id for r in caplog.records if "forgotten" in r.getMessage()] == ["r1"]  # type: ignore[attr-defined]
+    # A later step for the forgotten report is refused as unknown, not applied.
+    _, rejected = feed(part, [step("r1", "assigned", 367 * 24)], now=T0 + timedelta(days=367))
+    assert [r.reason for r in rejected] == [Reason.UNKNOWN_ENTITY]

@@ -38,12 +38,12 @@ class Feed:
         )
         _, rejected = self.part.handle(msg, T0 + timedelta(seconds=now_s), out)
         assert not rejected
-        self.part.tick(T0 + timedelta(seconds=now_s), 0.0, out)
+        self.part.tick(T0 + timedelta(seconds=now_s), out)
         return out
 
     def tick(self, now_s: float) -> Emitted:
         out = Emitted()
-        self.part.tick(T0 + timedelta(seconds=now_s), 0.0, out)
+        self.part.tick(T0 + timedelta(seconds=now_s), out)
         return out
 
 
@@ -107,10 +107,32 @@ def test_state_survives_a_checkpoint_and_future_beats_are_dead_lettered() -> Non
     assert f.tick(200).alarms
     restored = SourcesPartition(Settings(_env_file=None), load_rules(), f.part.dumps())  # type: ignore[call-arg]
     out = Emitted()
-    restored.tick(T0 + timedelta(seconds=210), 0.0, out)
+    restored.tick(T0 + timedelta(seconds=210), out)
     assert not out.alarms  # still open, not raised twice
     msg = Message(
         "sitroom.source-heartbeats", 0, 99, None, beat(10_000, 10).model_dump_json().encode()
     )
     _, rejected = restored.handle(msg, T0 + timedelta(seconds=220), out)
     assert rejected[0].reason is Reason.FUTURE_TIMESTAMP
+
+
+def test_lost_and_stopped_instances_are_forgotten_but_the_newest_stays() -> None:
+    from streams.sources_logic import FORGET_AFTER_S
+
+    f = Feed()
+    # Three restarts of one connector: h:1 was killed (never said "stopped"), h:2 stopped,
+    # h:3 is the newest and was killed too.
+    f.send(beat(15, 10, instance="h:1"), 15)
+    f.send(beat(115, 110, state="stopped", instance="h:2", started_s=100), 115)
+    f.send(beat(215, 210, instance="h:3", started_s=200), 215)
+    instances = f.part.state.connectors["gtfs-rt"]
+    assert set(instances) == {"h:1", "h:2", "h:3"}
+    f.tick(15 + FORGET_AFTER_S)  # h:1's last beat is exactly the limit old: kept
+    assert set(instances) == {"h:1", "h:2", "h:3"}
+    out = Emitted()
+    assert f.part.tick(T0 + timedelta(seconds=216 + FORGET_AFTER_S), out) is True
+    # All three are a day silent; the newest stays so the connector is still judged.
+    assert set(instances) == {"h:3"}
+    assert f.part.alarms.state.machines["source_silent/gtfs-rt"].level > 0
+    f.tick(10 * FORGET_AFTER_S)
+    assert set(instances) == {"h:3"}
