@@ -239,6 +239,18 @@ class AlarmEngine:
                 del self.state.machines[key]
         return out
 
+    def entities(self, kinds: Sequence[str]) -> set[str]:
+        """Entities holding a machine of one of ``kinds`` (e.g. to find registry drift)."""
+        wanted = set(kinds)
+        return {k.split("/", 1)[1] for k in self.state.machines if k.split("/", 1)[0] in wanted}
+
+    def drop_pending(self, kind: str, entity: str) -> None:
+        """Forget (kind, entity) unless it holds an alarm open: an evicted entity's pending
+        condition can never finish, while an open alarm must still be cleared."""
+        m = self.state.machines.get(f"{kind}/{entity}")
+        if m is not None and not m.level:
+            del self.state.machines[f"{kind}/{entity}"]
+
     def forget(self, kind: str, entity: str, ts: float, reason: Reason) -> list[Alarm]:
         """Stop tracking (kind, entity), e.g. an entity dropped from state; an open alarm is
         cleared first with ``reason`` at ``ts`` so the room does not keep it open for ever."""

@@ -42,6 +42,7 @@ from streams.sink import BaseSink
 from streams.validation import future_problem
 from streams.windows import EntityClock, Reorder
 
+ALARM_KINDS = tuple(f"cctv_{k.value}" for k in EventKind)
 VERSION_BASE = 1 << 48  # above int(ms) * 2 of any event before the year 4000
 log = logging.getLogger(__name__)
 
@@ -118,18 +119,13 @@ class CctvPartition(ItemPartition[CameraEvent]):
             cam.clock.observe(inc.last, wall)
             cam.held.released_until = max(cam.held.released_until or inc.last, inc.last)
         self.state.open, self.state.max_ts = {}, None
-        gone = {cid for cid in self.state.cameras if cid not in self.cameras}
-        gone |= {
-            k.split("/", 1)[1] for k in self.state.alarms.machines
-            if k.startswith("cctv_") and k.split("/", 1)[1] not in self.cameras
-        }  # fmt: skip
-        for cid in sorted(gone):
+        gone = set(self.state.cameras) | self.alarms.entities(ALARM_KINDS)
+        for cid in sorted(gone - set(self.cameras)):
             log.warning("camera no longer in the registry: its state is dropped",
                         extra={"camera": cid})  # fmt: skip
             self.state.cameras.pop(cid, None)
-            for k in [k for k in self.state.alarms.machines if k.startswith("cctv_")
-                      and k.split("/", 1)[1] == cid]:  # fmt: skip
-                del self.state.alarms.machines[k]
+            for kind in ALARM_KINDS:
+                self.alarms.state.machines.pop(f"{kind}/{cid}", None)
 
     def order(self, items: list[CameraEvent]) -> list[CameraEvent]:
         return sorted(items, key=lambda e: e.timestamp)
@@ -253,10 +249,8 @@ class CctvPartition(ItemPartition[CameraEvent]):
             cam = self.state.cameras[cid]
             if cam.clock.idle_s(wall) >= self.evict_after_s:
                 self._advance(cid, cam, wall, out, force=True)
-                for key in [f"cctv_{k.value}/{cid}" for k in EventKind]:
-                    machine = self.alarms.state.machines.get(key)
-                    if machine is not None and not machine.level:
-                        del self.alarms.state.machines[key]
+                for kind in ALARM_KINDS:
+                    self.alarms.drop_pending(kind, cid)
                 del self.state.cameras[cid]
                 EVICTED.labels("cctv").inc()
                 changed = True

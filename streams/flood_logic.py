@@ -112,11 +112,9 @@ class FloodProcessor:
         the state loads (nothing could judge or clear them); its open alarms are cleared,
         and those transitions are written at the next tick."""
         machines = self.alarms.state.machines
-        gone = {sid for sid in self.state.stations if sid not in self.registry}
-        gone |= {k.split("/", 1)[1] for k in machines if k.split("/", 1)[0] in KINDS}
-        gone -= set(self.registry)
+        gone = set(self.state.stations) | self.alarms.entities(KINDS)
         cleared: list[Alarm] = []
-        for sid in sorted(gone):
+        for sid in sorted(gone - set(self.registry)):
             st = self.state.stations.pop(sid, None)
             log.warning(
                 "flood station state dropped: the station is no longer in the registry",

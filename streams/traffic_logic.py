@@ -90,22 +90,16 @@ class TrafficPartition(ItemPartition[TrafficObservation]):
             for sid, s in self.segments.items()
         }
         self.state = msgspec.json.decode(saved, type=TrafficState) if saved else TrafficState()
-        self._drop_removed_segments()
         self.alarms = AlarmEngine(book, self.state.alarms)
+        self._drop_removed_segments()
 
     def _drop_removed_segments(self) -> None:
         """A segment removed from the registry while its state was saved: its windows can
         no longer be described (road, free-flow speed), so they and its alarm machine go."""
-        machines = self.state.alarms.machines
-        stale = {sid for sid in self.state.segments if sid not in self.segments}
-        stale |= {
-            key.split("/", 1)[1]
-            for key in machines
-            if key.startswith(f"{CONGESTION}/") and key.split("/", 1)[1] not in self.segments
-        }
-        for sid in sorted(stale):
+        stale = set(self.state.segments) | self.alarms.entities([CONGESTION])
+        for sid in sorted(stale - set(self.segments)):
             windows = self.state.segments.pop(sid, None) or EntityWindows()
-            machine = machines.pop(_alarm_key(sid), None)
+            machine = self.alarms.state.machines.pop(_alarm_key(sid), None)
             # An alarm it held open stays open in the table: a person clears it.
             log.warning(
                 "traffic state of a removed segment dropped",
@@ -164,9 +158,7 @@ class TrafficPartition(ItemPartition[TrafficObservation]):
                 # Forgets the segment's machine once it is normal and not pending.
                 alarms.extend(self.alarms.sweep(now_ts, [_alarm_key(sid)]))
             if evict:
-                machine = self.alarms.state.machines.get(_alarm_key(sid))
-                if machine is not None and not machine.level:
-                    del self.alarms.state.machines[_alarm_key(sid)]
+                self.alarms.drop_pending(CONGESTION, sid)
                 del self.state.segments[sid]
                 EVICTED.labels("traffic").inc()
                 changed = True

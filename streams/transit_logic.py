@@ -271,22 +271,20 @@ class TransitProcessor:
     def evict(self, vid: str, wall: float, out: Outputs) -> None:
         """Write everything the vehicle holds, then forget it."""
         vehicle = self.state.vehicles[vid]
-        for ts, fix in vehicle.held.release(None, force=True):
-            self._release(vid, vehicle, ts, fix, wall, out)
-        self._emit_due(vid, vehicle, wall, out, force=True)
+        self._release_all(vid, vehicle, wall, out)
         now = vehicle.windows.clock.now(wall)
         if now is not None:
             out.alarms.extend(self.alarms.sweep(now, [f"{OVERSPEED}/{vid}"]))
-        machine = self.alarms.state.machines.get(f"{OVERSPEED}/{vid}")
-        if machine is not None and not machine.level:
-            del self.alarms.state.machines[f"{OVERSPEED}/{vid}"]  # pending, never to finish
+        self.alarms.drop_pending(OVERSPEED, vid)
         del self.state.vehicles[vid]
         out.evicted += 1
 
     def flush(self, wall: float, out: Outputs) -> None:
         """Release and close everything (the end of a finite replay, and tests)."""
-        for vid in list(self.state.vehicles):
-            vehicle = self.state.vehicles[vid]
-            for ts, fix in vehicle.held.release(None, force=True):
-                self._release(vid, vehicle, ts, fix, wall, out)
-            self._emit_due(vid, vehicle, wall, out, force=True)
+        for vid, vehicle in self.state.vehicles.items():
+            self._release_all(vid, vehicle, wall, out)
+
+    def _release_all(self, vid: str, vehicle: VehicleState, wall: float, out: Outputs) -> None:
+        for ts, fix in vehicle.held.release(None, force=True):
+            self._release(vid, vehicle, ts, fix, wall, out)
+        self._emit_due(vid, vehicle, wall, out, force=True)

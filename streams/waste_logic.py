@@ -302,9 +302,7 @@ class WastePartition(ItemPartition[TruckPosition]):
         key = f"{TRUCK_IDLE}/{tid}"
         if now is not None:
             out.alarms.extend(self.alarms.sweep(now, [key]))
-        machine = self.alarms.state.machines.get(key)
-        if machine is not None and not machine.level:
-            del self.alarms.state.machines[key]  # pending, never to finish
+        self.alarms.drop_pending(TRUCK_IDLE, tid)
         del self.state.trucks[tid]
         EVICTED.labels("waste").inc()
 
