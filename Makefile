@@ -26,7 +26,8 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/python bench/transit_throughput.py
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python bench/side_by_side.py
 
 clean:
 	rm -rf $(VENV) .sitroom

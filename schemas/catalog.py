@@ -29,6 +29,9 @@ class TopicSpec:
     department: str
     schema: type[BaseModel] | None
     description: str
+    # Sensors and vehicles: consumed in large batches off faust's per-message path
+    # (streams/batch_consumer.py); department topics stay on faust agents.
+    high_rate: bool = False
 
     def configs(self) -> dict[str, str]:
         return {"retention.ms": str(self.retention_ms)}
@@ -42,6 +45,7 @@ VEHICLE_POSITIONS = TopicSpec(
     department="Dinas Perhubungan / BLU Trans Semarang",
     schema=VehiclePosition,
     description="GPS fixes of buses: one position or a JSON array of positions per message",
+    high_rate=True,
 )
 GAUGE_READINGS = TopicSpec(
     name="flood.gauge-readings",
@@ -51,6 +55,7 @@ GAUGE_READINGS = TopicSpec(
     department="Dinas Pekerjaan Umum (Sumber Daya Air) / BPBD",
     schema=GaugeReading,
     description="water-level and rain gauge readings, bridged from MQTT semarang/flood/<station>/<kind>",
+    high_rate=True,
 )
 FLOOD_REPORTS = TopicSpec(
     name="flood.citizen-reports",
@@ -69,6 +74,7 @@ TRAFFIC_OBSERVATIONS = TopicSpec(
     department="Dinas Perhubungan (ATCS)",
     schema=TrafficObservation,
     description="detector/probe counts and speeds per road segment; one object or an array",
+    high_rate=True,
 )
 CAMERA_EVENTS = TopicSpec(
     name="cctv.events",
@@ -78,6 +84,7 @@ CAMERA_EVENTS = TopicSpec(
     department="Diskominfo / Satpol PP",
     schema=CameraEvent,
     description="video analytics events of the city's cameras; one object or an array",
+    high_rate=True,
 )
 TRUCK_POSITIONS = TopicSpec(
     name="waste.truck-positions",
@@ -87,6 +94,7 @@ TRUCK_POSITIONS = TopicSpec(
     department="Dinas Lingkungan Hidup (DLH)",
     schema=TruckPosition,
     description="GPS fixes of garbage trucks; one object or an array",
+    high_rate=True,
 )
 # Markets x commodities per day is a tiny volume: one partition lets one processor see every
 # market of a city (for the city median and for market silence).

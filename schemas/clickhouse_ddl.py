@@ -5,7 +5,7 @@ replaces rows instead of adding them; read with ``FINAL`` (or the views) for exa
 from __future__ import annotations
 
 from schemas.ddl_departments import *  # noqa: F403  (one namespace for every table)
-from schemas.ddl_departments import DEPARTMENT_DDL, PRICE_OBSERVATIONS
+from schemas.ddl_departments import DEPARTMENT_DDL, PRICE_OBSERVATIONS, PRICES_CITY, PRICES_DAILY
 from schemas.ddl_sensors import *  # noqa: F403
 from schemas.ddl_sensors import (
     CCTV_EVENTS,
@@ -235,7 +235,15 @@ _ALARM_MIGRATIONS = tuple(
 )
 # Tables whose engine gained a version column: an older copy is rebuilt once (renamed,
 # recreated, its rows copied with version 0, dropped) because an engine cannot be altered.
-VERSIONED_REBUILDS: tuple[str, ...] = (VEHICLE_1M, TRAFFIC_5M, TRUCK_DAILY)
+# Prices' rows were versioned by the wall clock, which let a worker with a slower clock (or
+# a replay after a crash) hide a newer row.
+VERSIONED_REBUILDS: tuple[str, ...] = (
+    VEHICLE_1M,
+    TRAFFIC_5M,
+    TRUCK_DAILY,
+    PRICES_DAILY,
+    PRICES_CITY,
+)
 MIGRATIONS: tuple[str, ...] = (
     "DROP TABLE IF EXISTS transit_corridor_1m_part",
     f"ALTER TABLE {POSITIONS} ADD COLUMN IF NOT EXISTS kecamatan LowCardinality(String)",

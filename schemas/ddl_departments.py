@@ -12,11 +12,12 @@ PRICE_OBSERVATION_COLUMNS = (
 PRICE_DAILY_COLUMNS = (
     "market_id", "commodity_id", "day", "city", "kecamatan", "grade", "unit", "price_idr",
     "observed_at", "source", "prev_price_idr", "change_dod_pct", "median_7d_idr",
-    "change_7d_pct", "updated_at",
+    "change_7d_pct", "updated_at", "version",
 )  # fmt: skip
 PRICE_CITY_COLUMNS = (
     "city", "commodity_id", "day", "median_idr", "min_idr", "max_idr", "markets",
     "prev_median_idr", "change_dod_pct", "median_7d_idr", "change_7d_pct", "updated_at",
+    "version",
 )  # fmt: skip
 PROCUREMENT_TENDERS = "procurement_tenders"
 PROCUREMENT_EVENTS = "procurement_events"
@@ -85,8 +86,9 @@ DEPARTMENT_DDL: tuple[str, ...] = (
         change_dod_pct Nullable(Float64),
         median_7d_idr Nullable(Float64) COMMENT 'median of the market''s previous 7 days',
         change_7d_pct Nullable(Float64),
-        updated_at DateTime64(3, 'UTC')
-    ) ENGINE = ReplacingMergeTree(updated_at)
+        updated_at DateTime64(3, 'UTC') COMMENT 'when the worker computed the row (wall clock)',
+        version UInt64 COMMENT 'sum of the input prices'' observation times (ms): grows with every correction'
+    ) ENGINE = ReplacingMergeTree(version)
     ORDER BY (commodity_id, market_id, day)
     """,
     f"""
@@ -102,8 +104,9 @@ DEPARTMENT_DDL: tuple[str, ...] = (
         change_dod_pct Nullable(Float64),
         median_7d_idr Nullable(Float64) COMMENT 'median of the previous 7 days'' city medians',
         change_7d_pct Nullable(Float64),
-        updated_at DateTime64(3, 'UTC')
-    ) ENGINE = ReplacingMergeTree(updated_at)
+        updated_at DateTime64(3, 'UTC') COMMENT 'when the worker computed the row (wall clock)',
+        version UInt64 COMMENT 'sum of the input prices'' observation times (ms): grows with every correction'
+    ) ENGINE = ReplacingMergeTree(version)
     ORDER BY (city, commodity_id, day)
     """,
     f"""

@@ -111,6 +111,12 @@ class Settings(BaseSettings):
     sink_batch_messages: int = Field(500, ge=1)
     sink_max_rows: int = Field(20000, ge=1)
     sink_max_delay_s: float = Field(1.0, gt=0)
+    # High-rate topics (streams/batch_consumer.py): one batch gathers what has been fetched
+    # for up to this long, up to this many messages or bytes; every batch pays one insert
+    # per table, one checkpoint and one commit, so a backlog is read in large batches.
+    batch_gather_s: float = Field(0.1, ge=0)
+    batch_max_messages: int = Field(20_000, ge=1)
+    batch_max_bytes: int = Field(8 << 20, ge=1)
 
     # Connectors report liveness and their last event this often (sitroom.source-heartbeats).
     source_heartbeat_s: float = Field(15.0, gt=0)

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Annotated
 
+import msgspec
+from msgspec import Meta
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 
@@ -56,3 +59,35 @@ class VehiclePosition(BaseModel):
     @property
     def ts(self) -> float:
         return self.timestamp.timestamp()
+
+
+Id = Annotated[str, Meta(min_length=1, max_length=128)]
+Text128 = Annotated[str, Meta(max_length=128)]
+
+
+class Position(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """:class:`VehiclePosition` as the worker decodes it on its hot path: the same fields
+    and limits, checked by msgspec in about a fifth of pydantic's time. Whatever msgspec
+    refuses (or a time without an offset) is judged again by ``VehiclePosition``, which
+    accepts what it accepts and says why it refuses (streams/validation.py)."""
+
+    vehicle_id: Id
+    label: Text128 | None = None
+    route_id: Text128 | None = None
+    corridor: Annotated[str, Meta(max_length=64)] | None = None
+    trip_id: Text128 | None = None
+    lat: Annotated[float, Meta(ge=-90, le=90)]
+    lon: Annotated[float, Meta(ge=-180, le=180)]
+    bearing: Annotated[float, Meta(ge=0, le=360)] | None = None
+    speed_kmh: Annotated[float, Meta(ge=0)] | None = None
+    timestamp: datetime
+    occupancy: Occupancy | None = None
+    source: Annotated[str, Meta(max_length=64)] = "unknown"
+
+    @property
+    def ts(self) -> float:
+        return self.timestamp.timestamp()
+
+    @classmethod
+    def of(cls, model: VehiclePosition) -> Position:
+        return cls(**model.model_dump())

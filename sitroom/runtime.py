@@ -37,6 +37,7 @@ from schemas.catalog import (
     TRAFFIC_OBSERVATIONS,
     TRUCK_POSITIONS,
     VEHICLE_POSITIONS,
+    TopicSpec,
 )
 from schemas.cctv import load_cameras
 from schemas.flood import load_stations
@@ -50,6 +51,7 @@ from schemas.waste import load_sites
 from sitroom.kafka_admin import broker_reachable, cluster_id
 from streams.agents import FaustProducer, consumer_highwater, register_pipeline
 from streams.app import create_app
+from streams.batch_consumer import BatchConsumer
 from streams.cctv_logic import cctv_pipeline
 from streams.checkpoints import CheckpointStore
 from streams.commands import consume_commands
@@ -134,6 +136,7 @@ class WorkerService:
         self.app: faust.App | None = None
         self._commands: asyncio.Task[None] | None = None
         self.pipelines: list[Pipeline] = []
+        self.batch: BatchConsumer | None = None
 
     async def start(self) -> None:
         book = load_rule_book(self.settings)  # before anything starts: a bad book stops here
@@ -191,30 +194,37 @@ class WorkerService:
             self.settings, book, sink(), checkpoints, producer, highwater, cluster_id=cluster
         )
         tick_s = self.settings.stream_tick_s
-        register_pipeline(app, self.settings, sources, [SOURCE_HEARTBEATS], tick_s)
-        register_pipeline(app, self.settings, letters, [DEAD_LETTER], tick_s)
-        register_pipeline(app, self.settings, transit, [VEHICLE_POSITIONS], tick_s)
-        register_pipeline(app, self.settings, flood, [GAUGE_READINGS, FLOOD_REPORTS], tick_s)
-        register_pipeline(app, self.settings, traffic, [TRAFFIC_OBSERVATIONS], tick_s)
-        register_pipeline(app, self.settings, cctv, [CAMERA_EVENTS], tick_s)
-        register_pipeline(app, self.settings, waste, [TRUCK_POSITIONS], tick_s)
+        batch = BatchConsumer(app, self.settings, self.bootstrap, loop=asyncio.get_running_loop())
+        app.add_dependency(batch)
+        self.batch = batch
+
+        def register(pipeline: Pipeline, specs: list[TopicSpec]) -> None:
+            register_pipeline(app, self.settings, pipeline, specs, tick_s, batch)
+
+        register(sources, [SOURCE_HEARTBEATS])
+        register(letters, [DEAD_LETTER])
+        register(transit, [VEHICLE_POSITIONS])
+        register(flood, [GAUGE_READINGS, FLOOD_REPORTS])
+        register(traffic, [TRAFFIC_OBSERVATIONS])
+        register(cctv, [CAMERA_EVENTS])
+        register(waste, [TRUCK_POSITIONS])
         reports = reports_pipeline(
             self.settings, book, routing, gazetteer(),
             sink(), checkpoints, producer, REPORT_CONTACTS.name, highwater,
         )  # fmt: skip
-        register_pipeline(app, self.settings, reports, [REPORT_EVENTS, REPORT_CONTACTS], tick_s)
+        register(reports, [REPORT_EVENTS, REPORT_CONTACTS])
         self.pipelines = [transit, flood, traffic, cctv, waste, sources, letters]
         self.pipelines.append(reports)
         procurement = procurement_pipeline(
             self.settings, book, sink(), checkpoints, producer, highwater
         )
-        register_pipeline(app, self.settings, procurement, [TENDER_EVENTS], tick_s)
+        register(procurement, [TENDER_EVENTS])
         self.pipelines.append(procurement)
         prices = prices_pipeline(
             self.settings, book, load_markets(), load_commodities(), gazetteer(),
             sink(), checkpoints, producer, highwater,
         )  # fmt: skip
-        register_pipeline(app, self.settings, prices, [PRICE_OBSERVATIONS], tick_s)
+        register(prices, [PRICE_OBSERVATIONS])
         self.pipelines.append(prices)
         self.app = app
         await app.start()
@@ -229,6 +239,15 @@ class WorkerService:
                 "cluster_id": cluster,
             },
         )
+
+    def assignment(self) -> set[tuple[str, int]]:
+        """The partitions this worker owns now, on faust's consumer and the batch one."""
+        if self.app is None:
+            return set()
+        tps = set(self.app.consumer.assignment())
+        if self.batch is not None:
+            tps |= self.batch.assignment()
+        return {(tp.topic, tp.partition) for tp in tps}
 
     async def _apply_commands(self, commands: list[AlarmCommand]) -> None:
         for pipeline in self.pipelines:

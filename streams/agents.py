@@ -1,4 +1,5 @@
-"""Faust wiring: a domain pipeline's topics → its agent, plus its timer. No logic here."""
+"""Faust wiring: a domain pipeline's topics → its agent (or, for high-rate topics, the
+batch consumer), plus its timer. No logic here."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from faust.types import TP
 
 from schemas.catalog import TopicSpec
 from schemas.settings import Settings
+from streams.batch_consumer import BatchConsumer
 from streams.pipeline import Message, Pipeline
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,20 @@ def register_pipeline(
     pipeline: Pipeline,
     specs: Sequence[TopicSpec],
     tick_interval_s: float,
+    batch: BatchConsumer | None = None,
 ) -> None:
+    async def tick() -> None:
+        try:
+            await pipeline.tick()
+        except Exception as exc:
+            log.exception("tick failed; stopping the worker", extra={"pipeline": pipeline.name})
+            await app.crash(exc)
+
+    app.timer(interval=tick_interval_s, name=f"{pipeline.name}-tick")(tick)
+    if batch is not None and any(s.high_rate for s in specs):
+        batch.add(pipeline, specs)
+        return
+
     topic = app.topic(
         *(s.name for s in specs),
         key_serializer="raw",
@@ -85,15 +100,6 @@ def register_pipeline(
                 raise
 
     app.agent(topic, name=f"{pipeline.name}-agent")(consume)
-
-    async def tick() -> None:
-        try:
-            await pipeline.tick()
-        except Exception as exc:
-            log.exception("tick failed; stopping the worker", extra={"pipeline": pipeline.name})
-            await app.crash(exc)
-
-    app.timer(interval=tick_interval_s, name=f"{pipeline.name}-tick")(tick)
 
     names = {s.name for s in specs}
 

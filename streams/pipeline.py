@@ -235,38 +235,32 @@ class Pipeline:
             pending: list[Awaitable[object]] = []
             touched: dict[StateKey, Processor] = {}
             now = self.clock()
+            groups: dict[StateKey, list[Message]] = {}
             for msg in messages:
-                key = self.state_key(msg.topic, msg.partition)
+                groups.setdefault(self.state_key(msg.topic, msg.partition), []).append(msg)
+            counts: dict[str, list[int]] = {}  # topic → [messages, events, replayed]
+            for key, group in groups.items():
                 proc = await self._processor(key, out)
-                MESSAGES_CONSUMED.labels(msg.topic).inc()
-                if msg.offset <= proc.offset(msg.topic):
-                    REPLAYED_SKIPPED.labels(msg.topic).inc()
+                fresh = []
+                for m in group:
+                    count = counts.setdefault(m.topic, [0, 0, 0])
+                    count[0] += 1
+                    if m.offset <= proc.offset(m.topic):
+                        count[2] += 1
+                    else:
+                        fresh.append(m)
+                if not fresh:
                     continue
-                scratch = Emitted()
-                try:
-                    events, rejections = proc.handle(msg, now, scratch)
-                except Exception as exc:
-                    # Our own bug or drift on this message: it alone is dead-lettered.
-                    # Processors isolate items themselves; this catches the rest.
-                    proc.skip(msg.topic, msg.offset)
-                    events, rejections = (
-                        1,
-                        [
-                            Rejection(
-                                Reason.PROCESSING_ERROR, processing_error(exc), msg.value or b""
-                            )
-                        ],
-                    )
-                    log.exception(
-                        "message failed", extra={"pipeline": self.name, "topic": msg.topic,
-                                                 "partition": msg.partition, "offset": msg.offset},
-                    )  # fmt: skip
-                else:
-                    out.merge(scratch)
-                EVENTS_CONSUMED.labels(msg.topic).inc(events)
-                for rej in rejections:
-                    pending.append(await self._dead_letter(msg, rej))
+                for msg, events, rej in self._handle(proc, fresh, now, out):
+                    counts[msg.topic][1] += events
+                    for r in rej:
+                        pending.append(await self._dead_letter(msg, r))
                 touched[key] = proc
+            for topic, (n_messages, n_events, n_replayed) in counts.items():
+                MESSAGES_CONSUMED.labels(topic).inc(n_messages)
+                EVENTS_CONSUMED.labels(topic).inc(n_events)
+                if n_replayed:
+                    REPLAYED_SKIPPED.labels(topic).inc(n_replayed)
             for key, proc in touched.items():
                 self._tick_one(key, proc, now, out)
             await self._commit(out, touched, pending)
@@ -274,6 +268,49 @@ class Pipeline:
             BATCH_SECONDS.labels(messages[0].topic if messages else "?").observe(
                 time.perf_counter() - started
             )
+
+    def _handle(
+        self, proc: Processor, messages: list[Message], now: datetime, out: Emitted
+    ) -> Iterable[tuple[Message, int, list[Rejection]]]:
+        """Apply a processor's new messages: all at once where it can (``handle_many``),
+        else one by one; our own failure dead-letters the message(s) it happened on."""
+        many = getattr(proc, "handle_many", None)
+        if many is not None:
+            scratch = Emitted()
+            try:
+                results: list[tuple[Message, int, list[Rejection]]] = many(messages, now, scratch)
+            except Exception as exc:
+                # Items are isolated inside handle_many; this is a failure around them.
+                self._log_failure(messages[0])
+                for msg in messages:
+                    proc.skip(msg.topic, msg.offset)
+                return [(m, 1, [self._failed_item(m, exc)]) for m in messages]
+            out.merge(scratch)
+            return results
+        done = []
+        for msg in messages:
+            scratch = Emitted()
+            try:
+                events, rejections = proc.handle(msg, now, scratch)
+            except Exception as exc:
+                # Our own bug or drift on this message: it alone is dead-lettered.
+                proc.skip(msg.topic, msg.offset)
+                self._log_failure(msg)
+                done.append((msg, 1, [self._failed_item(msg, exc)]))
+            else:
+                out.merge(scratch)
+                done.append((msg, events, rejections))
+        return done
+
+    @staticmethod
+    def _failed_item(msg: Message, exc: Exception) -> Rejection:
+        return Rejection(Reason.PROCESSING_ERROR, processing_error(exc), msg.value or b"")
+
+    def _log_failure(self, msg: Message) -> None:
+        log.exception(
+            "message failed", extra={"pipeline": self.name, "topic": msg.topic,
+                                     "partition": msg.partition, "offset": msg.offset},
+        )  # fmt: skip
 
     async def tick(self) -> None:
         """Periodic work of every processor: without it the last windows of a finished

@@ -51,12 +51,16 @@ class PricesState:
     series: dict[str, dict[str, Obs]] = field(default_factory=dict)
     city_days: dict[str, list[str]] = field(default_factory=dict)  # city → days any market reported
     last_day: dict[str, str] = field(default_factory=dict)  # market → newest day it reported
-    version_ms: int = 0  # rows' updated_at: strictly increasing, so the newest row always wins
+    version_ms: int = 0  # rows' updated_at: when they were computed (shown, not compared)
     alarms: EngineState = field(default_factory=EngineState)
 
 
 def _pct(value: float, base: float | None) -> float | None:
     return None if not base else round((value / base - 1.0) * 100.0, 3)
+
+
+def _rank(obs: Obs) -> tuple[float, float, str, str, str]:
+    return (obs.observed_at, obs.price, obs.source, obs.grade, obs.unit)
 
 
 def _days_after(day: str, n: int) -> list[str]:
@@ -113,11 +117,13 @@ class PricesPartition(ItemPartition[PriceObservation]):
             # Older than the kept history: stored as an observation, not re-aggregated.
             LATE_EVENTS.labels(PRICE_OBSERVATIONS.name).inc()
             return None
-        ts = ob.observed_at.timestamp()
+        new = Obs(ob.price_idr, ob.observed_at.timestamp(), grade, ob.unit, ob.source)
         current = series.get(day)
-        if current is not None and current.observed_at > ts:
-            return None  # an earlier observation of a day already priced later
-        series[day] = Obs(ob.price_idr, ts, grade, ob.unit, ob.source)
+        # The later observation wins; the same instant twice is settled by content, so the
+        # winner never depends on which arrived first. A redelivery changes nothing.
+        if current is not None and _rank(current) >= _rank(new):
+            return None
+        series[day] = new
         self._touched.add((ob.market_id, ob.commodity_id, day))
         if day > self.state.last_day.get(ob.market_id, ""):
             self.state.last_day[ob.market_id] = day
@@ -126,6 +132,11 @@ class PricesPartition(ItemPartition[PriceObservation]):
         if i == len(days) or days[i] != day:
             days.insert(i, day)
             del days[: max(0, len(days) - self.cfg.history_days)]
+        # Alarms see every observation, in the order the message lists them, not only the
+        # state a message ends with: how a feed is cut into messages must not change them.
+        if day == max(series):
+            self._price_alarms(key, out)
+        self._silence(market.city, out)
         return None
 
     def _horizon(self, newest: str) -> str:
@@ -171,6 +182,19 @@ class PricesPartition(ItemPartition[PriceObservation]):
         self.state.version_ms = max(int(now.timestamp() * 1000), self.state.version_ms + 1)
         return datetime.fromtimestamp(self.state.version_ms / 1000, UTC)
 
+    def _inputs_version(self, keys: list[str], day: str) -> int:
+        """A row's ReplacingMergeTree version: the sum of the observation times (ms) of
+        the daily prices it is computed from. A day's price is only ever replaced by a
+        later observation and days are only added, so the sum grows with every change of
+        the inputs and the most complete row wins, whatever order, batches, restarts or
+        workers (with their clocks) computed it in."""
+        lo, _ = self._window(day)
+        total = 0
+        for key in keys:
+            series = self.state.series.get(key, {})
+            total += sum(round(series[d].observed_at * 1000) for d in series if lo <= d <= day)
+        return total
+
     def _market_row(self, key: str, day: str, updated: datetime) -> tuple[Any, ...]:
         market_id, commodity_id = key.split("/", 1)
         obs = self.state.series[key][day]
@@ -178,7 +202,7 @@ class PricesPartition(ItemPartition[PriceObservation]):
         return (market_id, commodity_id, date.fromisoformat(day), self.markets[market_id].city,
                 self.kecamatan[market_id], obs.grade, obs.unit, obs.price,
                 datetime.fromtimestamp(obs.observed_at, UTC), obs.source, prev, _pct(obs.price, prev),
-                median, _pct(obs.price, median), updated)  # fmt: skip
+                median, _pct(obs.price, median), updated, self._inputs_version([key], day))  # fmt: skip
 
     def _city_row(self, city: str, commodity: str, day: str, updated: datetime) -> tuple[Any, ...] | None:  # fmt: skip
         prices = self.city_prices(city, commodity, day)
@@ -186,8 +210,10 @@ class PricesPartition(ItemPartition[PriceObservation]):
             return None
         median = statistics.median(prices)
         prev, median_7d = self.city_stats(city, commodity, day)
+        keys = [f"{mid}/{commodity}" for mid in self.city_markets.get(city, [])]
         return (city, commodity, date.fromisoformat(day), median, min(prices), max(prices), len(prices),
-                prev, _pct(median, prev), median_7d, _pct(median, median_7d), updated)  # fmt: skip
+                prev, _pct(median, prev), median_7d, _pct(median, median_7d), updated,
+                self._inputs_version(keys, day))  # fmt: skip
 
     def _context(self, market_id: str, commodity_id: str, day: str) -> Context:
         m, c = self.markets[market_id], self.commodities.get(commodity_id)
@@ -244,12 +270,7 @@ class PricesPartition(ItemPartition[PriceObservation]):
                 [self._market_row(k, d, updated) for k, d in sorted(market_rows)])  # fmt: skip
         rows = [self._city_row(c, k, d, updated) for c, k, d in sorted(city_rows)]
         out.add(ddl.PRICES_CITY, ddl.PRICE_CITY_COLUMNS, [r for r in rows if r is not None])
-        keys = sorted({f"{m}/{c}" for m, c, _ in self._touched})
-        for key in keys:
-            self._price_alarms(key, out)
-        for city in sorted({self.markets[m].city for m, _, _ in self._touched}):
-            self._silence(city, out)
-        for key in keys:
+        for key in sorted({f"{m}/{c}" for m, c, _ in self._touched}):
             series = self.state.series[key]
             horizon = self._horizon(max(series))
             for d in [d for d in series if d < horizon]:

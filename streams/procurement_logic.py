@@ -9,6 +9,7 @@ remembers its flags, so a replayed or repeated release never raises one again.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -63,6 +64,15 @@ class Tender:
     contract_amount: float | None = None
     contract_currency: str | None = None
     flags: list[str] = field(default_factory=list)
+    # Per field (or group of fields that travel together), the (ts, stage rank, event id)
+    # of the event that set it: the newest event in event time wins whatever the arrival.
+    set_by: dict[str, tuple[float, int, str]] = field(default_factory=dict)
+    # Per flag, the finding: (alarm entity, its time, value, threshold, detail). Its row
+    # also shows the tender as it stands, so it is written again when either changes.
+    findings: dict[str, tuple[str, float, float, float, str]] = field(default_factory=dict)
+    findings_crc: int = 0
+    award_ts: float | None = None  # when the current winner was named
+    period_ts: float | None = None  # when the current tender period was announced
     first_ts: float = 0.0
     last_ts: float = 0.0
     version: int = 0
@@ -105,6 +115,7 @@ class Tender:
 class Win:
     tender_key: str
     ts: float
+    count: int = 0  # wins of the pair within the window up to this one, in event time
 
 
 @dataclass
@@ -165,42 +176,67 @@ class ProcurementPartition(ItemPartition[TenderEvent]):
         out.add(ddl.PROCUREMENT_EVENTS, ddl.TENDER_EVENT_COLUMNS,
                 [(ev.event_id, t.key, ev.kind.value, ev.ts, ev.source.value, ev.agency_id,
                   party_id, party_name, ev.amount, ev.currency or "", ev.connector)])  # fmt: skip
-        self._check_tender(t, ts, out)
+        self._check_tender(t, out)
         if new_win:
-            self._check_winner(t, ts, out)
+            self._check_winner(t, out)
         return None
 
     def _merge(self, t: Tender, ev: TenderEvent, ts: float) -> bool:
-        """Fold an event into the tender; True when it names a new winner."""
+        """Fold an event into the tender, each field from the newest event (in event time)
+        that carries it; True when the winner or the time it was named changed."""
         t.first_ts, t.last_ts = min(t.first_ts, ts), max(t.last_ts, ts)
+        stamp = (ts, STAGE_RANK[ev.kind], ev.event_id)
+
+        def newest(group: str) -> bool:
+            if group in t.set_by and tuple(t.set_by[group]) > stamp:
+                return False
+            t.set_by[group] = stamp
+            return True
+
         for name in ("title", "method", "category", "year", "status"):
             value = getattr(ev, name)
-            if value is not None:
+            if value is not None and newest(name):
                 setattr(t, name, value)
-        t.agency_name = ev.agency_name or t.agency_name
+        if ev.agency_name and newest("agency_name"):
+            t.agency_name = ev.agency_name
         if STAGE_RANK[ev.kind] > STAGE_RANK[TenderKind(t.stage)]:
             t.stage = ev.kind.value
-        if ev.estimate_amount is not None:
+        if ev.estimate_amount is not None and newest("estimate"):
             t.estimate_amount, t.estimate_currency = ev.estimate_amount, ev.estimate_currency
         if ev.tender_start is not None and ev.tender_end is not None:
-            t.tender_start, t.tender_end = _ts(ev.tender_start), _ts(ev.tender_end)
-        if ev.bidders is not None:
+            period = (_ts(ev.tender_start), _ts(ev.tender_end))
+            # Dated by the first event (in event time) that announced the period it has now.
+            if period == (t.tender_start, t.tender_end) and t.period_ts is not None:
+                t.period_ts = min(t.period_ts, ts)
+                newest("period")
+            elif newest("period"):
+                (t.tender_start, t.tender_end), t.period_ts = period, ts
+        if ev.bidders is not None and newest("bidders"):
             t.bidders_reported = ev.bidders
         if ev.kind is TenderKind.BID and ev.bidder_id and ev.bidder_id not in t.bidder_ids:
             if len(t.bidder_ids) < MAX_BIDDERS_KEPT:
                 t.bidder_ids.append(ev.bidder_id)
-        new_win = False
-        if ev.kind is TenderKind.AWARDED:
-            new_win = ev.winner_id != t.winner_id
-            t.winner_id, t.winner_name = ev.winner_id, ev.winner_name or t.winner_name
+        before = (t.winner_id, t.award_ts)
+        # The win is dated by the first event (in event time) naming the current winner.
+        same_winner = t.award_ts is not None and ev.winner_id == t.winner_id
+        if ev.kind is TenderKind.AWARDED and newest("award"):
+            t.winner_id, t.winner_name = ev.winner_id, ev.winner_name
             t.award_amount, t.award_currency = ev.amount, ev.currency
             t.award_rate = ev.exchange_rate
-        elif ev.kind is TenderKind.CONTRACT:
+            t.award_ts = min(t.award_ts, ts) if same_winner and t.award_ts else ts
+        elif ev.kind is TenderKind.CONTRACT and newest("contract"):
             t.contract_amount, t.contract_currency = ev.amount, ev.currency
-            if ev.winner_id and t.winner_id is None:
+            # A contract names the winner only of a tender whose award is not known.
+            if ev.winner_id and "award" not in t.set_by:
                 t.winner_id, t.winner_name = ev.winner_id, ev.winner_name
-                new_win = True
-        return new_win
+                t.award_ts = min(t.award_ts, ts) if same_winner and t.award_ts else ts
+        elif (
+            same_winner
+            and t.award_ts
+            and (ev.kind is TenderKind.AWARDED or "award" not in t.set_by)
+        ):
+            t.award_ts = min(t.award_ts, ts)
+        return t.winner_id is not None and (t.winner_id, t.award_ts) != before
 
     def _context(self, t: Tender) -> Context:
         return {"tender_key": t.key, "title": (t.title or "")[:200], "agency_id": t.agency_id,
@@ -208,19 +244,21 @@ class ProcurementPartition(ItemPartition[TenderEvent]):
 
     def _flag(self, kind: str, entity: str, t: Tender, ts: float, value: float,
               threshold: float, detail: str, out: Emitted) -> None:  # fmt: skip
-        out.add(ddl.PROCUREMENT_FLAGS, ddl.FLAG_COLUMNS,
-                [(kind, entity, t.key, t.agency_id, t.agency_name, t.method or "", t.winner_id,
-                  t.winner_name, _dt(ts), value, threshold, detail)])  # fmt: skip
+        t.findings[kind] = (entity, ts, value, threshold, detail)
+        self._dirty[t.key] = t
         context = {**self._context(t), "measured": round(value, 4), "limit": threshold,
                    "detail": detail}  # fmt: skip
         out.alarms.extend(self.alarms.observe(kind, entity, ts, 1.0, context))
 
-    def _check_tender(self, t: Tender, ts: float, out: Emitted) -> None:
+    def _check_tender(self, t: Tender, out: Emitted) -> None:
+        # A finding is dated by its evidence (the period's announcement, the award), not by
+        # whichever event completed it, so its row and alarm id do not depend on arrival.
         cfg = self.cfg
+        award_ts = t.award_ts if t.award_ts is not None else t.last_ts
         days, floor = t.days(), cfg.min_days(t.method)
         if PERIOD_SHORT not in t.flags and days is not None and floor is not None and days < floor:
             t.flags.append(PERIOD_SHORT)
-            self._flag(PERIOD_SHORT, t.key, t, ts, days, floor,
+            self._flag(PERIOD_SHORT, t.key, t, t.period_ts or t.first_ts, days, floor,
                        f"tender period {days:.1f} days; {t.method} needs {floor:g}", out)  # fmt: skip
         awarded = STAGE_RANK[TenderKind(t.stage)] >= STAGE_RANK[TenderKind.AWARDED]
         if not awarded or not cfg.competitive(t.method):
@@ -228,37 +266,58 @@ class ProcurementPartition(ItemPartition[TenderEvent]):
         bidders = t.bidders()
         if SINGLE_BIDDER not in t.flags and bidders and bidders <= cfg.single_bidder_max:
             t.flags.append(SINGLE_BIDDER)
-            self._flag(SINGLE_BIDDER, t.key, t, ts, bidders, cfg.single_bidder_max,
+            self._flag(SINGLE_BIDDER, t.key, t, award_ts, bidders, cfg.single_bidder_max,
                        f"{bidders} bidder(s) in a {t.method} tender", out)  # fmt: skip
         ratio = t.award_ratio()
         if NEAR_HPS not in t.flags and ratio is not None and ratio >= cfg.near_hps_ratio:
             t.flags.append(NEAR_HPS)
             converted = "" if t.award_currency == t.estimate_currency else (
                 f" ({t.award_amount:,.2f} {t.award_currency} at {t.award_rate:g})")  # fmt: skip
-            self._flag(NEAR_HPS, t.key, t, ts, ratio, cfg.near_hps_ratio,
+            self._flag(NEAR_HPS, t.key, t, award_ts, ratio, cfg.near_hps_ratio,
                        f"award {ratio:.2%} of the estimate {t.estimate_amount:,.2f}"
                        f" {t.estimate_currency}{converted}", out)  # fmt: skip
 
-    def _check_winner(self, t: Tender, ts: float, out: Emitted) -> None:
-        assert t.winner_id is not None
+    def _check_winner(self, t: Tender, out: Emitted) -> None:
+        """Count each win of the pair among its wins up to it (in event time, within the
+        window): a late earlier win raises the counts of the wins after it, so the tenders
+        flagged and their counts do not depend on the order the awards arrived in."""
+        assert t.winner_id is not None and t.award_ts is not None
         entity = f"{t.agency_id}/{t.winner_id}"
         wins = self.state.wins.setdefault(entity, [])
-        if any(w.tender_key == t.key for w in wins):
-            return
-        wins.append(Win(t.key, ts))
+        mine = next((w for w in wins if w.tender_key == t.key), None)
+        if mine is None:
+            wins.append(Win(t.key, t.award_ts))
+        else:
+            mine.ts = t.award_ts
+        wins.sort(key=lambda w: (w.ts, w.tender_key))
         window = self.cfg.repeated_winner_window_days * DAY_S
-        recent = [w for w in wins if abs(ts - w.ts) <= window]
-        if len(recent) >= self.cfg.repeated_winner_awards:
-            if REPEATED_WINNER not in t.flags:
-                t.flags.append(REPEATED_WINNER)
-            self._flag(REPEATED_WINNER, entity, t, ts, len(recent),
+        for i, w in enumerate(wins):
+            count = sum(1 for u in wins[: i + 1] if w.ts - u.ts <= window)
+            if count == w.count:
+                continue
+            w.count = count
+            won = self.state.tenders.get(w.tender_key)
+            if count < self.cfg.repeated_winner_awards or won is None:
+                continue
+            if REPEATED_WINNER not in won.flags:
+                won.flags.append(REPEATED_WINNER)
+                self._dirty[won.key] = won
+            self._flag(REPEATED_WINNER, entity, won, w.ts, count,
                        self.cfg.repeated_winner_awards,
-                       f"{t.winner_name or t.winner_id}: {len(recent)} awards at {t.agency_name or t.agency_id}"
+                       f"{won.winner_name or won.winner_id}: {count} awards at {won.agency_name or won.agency_id}"
                        f" within {self.cfg.repeated_winner_window_days:g} days", out)  # fmt: skip
 
     def after(self, applied: list[TenderEvent], now: datetime, out: Emitted) -> None:
         out.add(ddl.PROCUREMENT_TENDERS, ddl.TENDER_COLUMNS,
                 [self._row(t) for t in self._dirty.values()])  # fmt: skip
+        for t in self._dirty.values():
+            rows = [(kind, entity, t.key, t.agency_id, t.agency_name, t.method or "",
+                     t.winner_id, t.winner_name, _dt(ts), value, threshold, detail)
+                    for kind, (entity, ts, value, threshold, detail) in sorted(t.findings.items())]  # fmt: skip
+            crc = zlib.crc32(repr(rows).encode())
+            if crc != t.findings_crc:
+                t.findings_crc = crc
+                out.add(ddl.PROCUREMENT_FLAGS, ddl.FLAG_COLUMNS, rows)
         self._dirty.clear()
 
     @staticmethod
@@ -269,7 +328,7 @@ class ProcurementPartition(ItemPartition[TenderEvent]):
                 t.estimate_amount, t.estimate_currency or "", _dt(t.tender_start),
                 _dt(t.tender_end), days, t.bidders(), t.winner_id, t.winner_name,
                 t.award_amount, t.award_currency or "", converted, ratio, t.contract_amount,
-                t.contract_currency or "", list(t.flags), _dt(t.first_ts), _dt(t.last_ts),
+                t.contract_currency or "", sorted(t.flags), _dt(t.first_ts), _dt(t.last_ts),
                 t.version)  # fmt: skip
 
     def tick(self, now: datetime, out: Emitted) -> bool:

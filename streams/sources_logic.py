@@ -52,10 +52,17 @@ class SourcesState:
     alarms: EngineState = field(default_factory=EngineState)
 
 
+def newest_instance(instances: dict[str, Instance]) -> str:
+    """The instance started last. Two started in the same second (a restart, another host)
+    are told apart by name, not by which heartbeat arrived first: the dict keeps arrival
+    order, and the connector's judged state must not depend on it."""
+    return max(instances, key=lambda name: (instances[name].started, name))
+
+
 def silence(instances: dict[str, Instance], now: float) -> tuple[float, Instance] | None:
     """Seconds the connector has been silent, judged by its newest instance; None when it
     finished (a replay at the end of its input is quiet on purpose)."""
-    newest = max(instances.values(), key=lambda i: i.started)
+    newest = instances[newest_instance(instances)]
     if newest.state == ConnectorState.FINISHED:
         return None
     events = [i.last_event for i in instances.values() if i.last_event is not None]
@@ -67,7 +74,7 @@ def forget_old_instances(instances: dict[str, Instance], now: float) -> bool:
     """Drop instances whose last heartbeat is older than FORGET_AFTER_S, whatever state they
     claimed (a killed process never says "stopped"); the newest instance always stays so
     the connector's silence can still be judged. True when any was dropped."""
-    newest = max(instances, key=lambda name: instances[name].started)
+    newest = newest_instance(instances)
     old = [n for n, i in instances.items() if n != newest and now - i.heartbeat > FORGET_AFTER_S]
     for name in old:
         del instances[name]

@@ -21,7 +21,7 @@ import msgspec
 from schemas.alarm_rules import RuleBook, load_rules
 from schemas.alarms import Alarm
 from schemas.settings import Settings
-from schemas.transit import VehiclePosition
+from schemas.transit import Position, VehiclePosition
 from streams.alarm_engine import AlarmEngine, Context, EngineState
 from streams.speed import Anchor, FixQuality, SpeedRules, observe
 from streams.windows import EntityWindows, Placement, Reorder, WindowPolicy
@@ -120,12 +120,13 @@ class Outputs:
     corrections: int = 0
     duplicates: int = 0
     evicted: int = 0
+    late: int = 0
 
     def row_count(self) -> int:
         return len(self.positions) + len(self.vehicle_windows) + 2 * len(self.alarms)
 
 
-def _corridor(pos: VehiclePosition) -> str:
+def _corridor(pos: VehiclePosition | Position) -> str:
     return pos.corridor or pos.route_id or "unknown"
 
 
@@ -158,7 +159,9 @@ class TransitProcessor:
         self.state = state or PartitionState()
         self.alarms = AlarmEngine(rules.book, self.state.alarms)
 
-    def apply(self, pos: VehiclePosition, out: Outputs, wall: float, kecamatan: str = "") -> bool:
+    def apply(
+        self, pos: VehiclePosition | Position, out: Outputs, wall: float, kecamatan: str = ""
+    ) -> bool:
         """Take one valid position; False when it is past the correction horizon (late)."""
         vid, ts = pos.vehicle_id, pos.ts
         vehicle = self.state.vehicles.get(vid)
@@ -232,7 +235,7 @@ class TransitProcessor:
             out.stale += not bad
             return
         speed = obs.speed_kmh
-        if speed is not None:
+        if speed is not None and not self.alarms.idle(OVERSPEED, vid, speed, base=limit):
             context: Context = {
                 "corridor": fix.corridor, "route_id": fix.route_id, "trip_id": fix.trip_id,
                 "lat": fix.lat, "lon": fix.lon, "limit_kmh": limit,

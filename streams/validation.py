@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from schemas.deadletter import Reason
 from schemas.settings import BoundingBox
-from schemas.transit import VehiclePosition
+from schemas.transit import Position, VehiclePosition
 
 _raw_items = msgspec.json.Decoder(list[msgspec.Raw])
 M = TypeVar("M", bound=BaseModel)
@@ -58,8 +58,34 @@ def decode_many(value: bytes | None, model: type[M]) -> tuple[list[M], list[Reje
     return good, bad
 
 
-def decode_positions(value: bytes | None) -> tuple[list[VehiclePosition], list[Rejection]]:
-    return decode_many(value, VehiclePosition)
+_one_position = msgspec.json.Decoder(Position)
+_many_positions = msgspec.json.Decoder(list[Position])
+
+
+def decode_positions(value: bytes | None) -> tuple[list[Position], list[Rejection]]:
+    """msgspec first; a message it refuses is judged item by item by the pydantic model,
+    so what is accepted, and every rejection's reason, is the model's."""
+    if value:
+        try:
+            head = value.lstrip()[:1]
+            decoded = (
+                _many_positions.decode(value) if head == b"[" else [_one_position.decode(value)]
+            )
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            pass
+        else:
+            if all(p.timestamp.tzinfo is UTC for p in decoded):
+                return decoded, []
+            if all(p.timestamp.tzinfo is not None for p in decoded):
+                return [_in_utc(p) for p in decoded], []
+    good, bad = decode_many(value, VehiclePosition)
+    return [Position.of(p) for p in good], bad
+
+
+def _in_utc(p: Position) -> Position:
+    if p.timestamp.tzinfo is UTC:
+        return p
+    return msgspec.structs.replace(p, timestamp=p.timestamp.astimezone(UTC))
 
 
 def future_problem(ts: datetime, now: datetime, max_future_s: float) -> tuple[Reason, str] | None:
@@ -83,6 +109,6 @@ def check_point(
 
 
 def check_position(
-    pos: VehiclePosition, area: BoundingBox | None, now: datetime, max_future_s: float
+    pos: VehiclePosition | Position, area: BoundingBox | None, now: datetime, max_future_s: float
 ) -> tuple[Reason, str] | None:
     return check_point(pos.lon, pos.lat, pos.timestamp, area, now, max_future_s)

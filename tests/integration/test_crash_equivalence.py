@@ -21,6 +21,7 @@ import pytest
 from schemas.catalog import VEHICLE_POSITIONS
 from sitroom.embedded_broker import EmbeddedBroker
 from sitroom.kafka_admin import create_topics
+from streams.batch_consumer import batch_group
 from tests.integration.conftest import (
     ALARM_STATE,
     TRANSIT_QUERIES,
@@ -50,7 +51,7 @@ CLOSE_WAIT_S = INTERVAL_S + LATENESS_S + 4 * TICK_S + 3.0
 
 
 async def consumed(bootstrap: str, worker: WorkerProcess) -> int:
-    group = worker.env["SITROOM_APP_ID"]
+    group = batch_group(worker.env["SITROOM_APP_ID"])
     return sum(max(0, c) for c in await committed_offsets(bootstrap, group, VEHICLE_POSITIONS))
 
 
@@ -123,6 +124,10 @@ async def test_a_worker_killed_mid_stream_writes_exactly_what_a_clean_worker_wri
         window_allowed_lateness_s=LATENESS_S,
         stream_tick_s=TICK_S,
         sink_max_delay_s=0.3,
+        # Small batches, so that the kills land mid-stream (a worker reading the whole
+        # backlog in a batch or two would finish before the first kill).
+        batch_max_messages=4,
+        batch_gather_s=0.0,
         metrics_host="127.0.0.1",
     )
     clean = WorkerProcess(

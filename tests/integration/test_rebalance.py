@@ -53,9 +53,7 @@ def pipelines(worker: WorkerService) -> dict[str, Pipeline]:
 
 
 def assigned(worker: WorkerService) -> set[tuple[str, int]]:
-    if worker.app is None:
-        return set()
-    return {(tp.topic, tp.partition) for tp in worker.app.consumer.assignment()}
+    return worker.assignment()
 
 
 def ownership_problems(workers: list[WorkerService]) -> list[str]:

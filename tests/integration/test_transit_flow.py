@@ -14,6 +14,7 @@ from schemas.settings import Settings
 from schemas.warehouse import Warehouse
 from sitroom.embedded_broker import EmbeddedBroker
 from sitroom.runtime import run_connector
+from streams.batch_consumer import batch_group
 from streams.transit_logic import Outputs, TransitProcessor, TransitRules
 from tests.integration.conftest import ListSource, api_client, eventually, running_worker
 
@@ -227,9 +228,8 @@ async def test_a_failing_write_stops_the_worker_and_a_restart_loses_nothing(
         finally:
             await wh._run("command", "RENAME TABLE transit_positions_away TO transit_positions")
     assert await wh.scalar("SELECT count() FROM transit_positions") == 0
-    # Nothing was stored, so nothing may have been committed either (faust acks a failed
-    # batch on its way out unless the worker prevents it).
-    probe = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=settings.app_id,
+    # Nothing was stored, so nothing may have been committed either.
+    probe = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=batch_group(settings.app_id),
                              enable_auto_commit=False)  # fmt: skip
     await probe.start()
     try:
