@@ -120,6 +120,8 @@ class Result:
     windows_wrong: int
     peak_rss_mb: float
     note: str = ""
+    started_at: float = 0.0  # wall clock (epoch s), to span several processes
+    ended_at: float = 0.0
 
     @property
     def rate(self) -> float:

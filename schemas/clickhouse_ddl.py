@@ -77,7 +77,9 @@ ALARM_COLUMNS = (
     "acknowledged_at",
     "cleared_by",
 )
-CHECKPOINT_COLUMNS = ("cluster_id", "group_id", "topic", "partition", "offset", "state", "saved_at")
+CHECKPOINT_COLUMNS = (
+    "cluster_id", "group_id", "topic", "partition", "entity", "offset", "state", "saved_at",
+)  # fmt: skip
 DEAD_LETTERS = "dead_letters"
 DEAD_LETTER_COLUMNS = (
     "partition", "offset", "received_at", "reason", "detail", "source_topic",
@@ -176,10 +178,11 @@ DDL: tuple[str, ...] = (
         topic String,
         partition UInt32,
         offset Int64 COMMENT 'last offset whose effects are in state',
-        state String,
-        saved_at DateTime64(6, 'UTC')
+        state String COMMENT 'empty: the entity left state',
+        saved_at DateTime64(6, 'UTC'),
+        entity String COMMENT '\'\': the head row (offset, state without per-entity maps)'
     ) ENGINE = ReplacingMergeTree(saved_at)
-    ORDER BY (cluster_id, group_id, topic, partition)
+    ORDER BY (cluster_id, group_id, topic, partition, entity)
     """,
     f"""
     CREATE TABLE IF NOT EXISTS {SOURCE_STATUS} (
@@ -252,6 +255,9 @@ MIGRATIONS: tuple[str, ...] = (
     # the same ALTER join the end of the sorting key. Idempotent: a second run changes nothing.
     f"ALTER TABLE {DEAD_LETTERS} ADD COLUMN IF NOT EXISTS cluster_id String,"
     " MODIFY ORDER BY (partition, offset, cluster_id)",
+    # Checkpoints gained per-entity rows (streams/checkpoints.py); the old rows are heads.
+    f"ALTER TABLE {CHECKPOINTS} ADD COLUMN IF NOT EXISTS entity String,"
+    " MODIFY ORDER BY (cluster_id, group_id, topic, partition, entity)",
     # Raw tables without an ingestion time get one for their TTL; filled on insert.
     *(
         f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS stored_at DateTime('UTC') DEFAULT now()"

@@ -117,6 +117,10 @@ class Settings(BaseSettings):
     batch_gather_s: float = Field(0.1, ge=0)
     batch_max_messages: int = Field(20_000, ge=1)
     batch_max_bytes: int = Field(8 << 20, ge=1)
+    # High-rate pipelines checkpoint their state at most this often, and commit offsets
+    # only as far as a checkpoint reaches; rows are written with every batch. A crash
+    # replays at most this much (rows and alarm ids come out the same).
+    checkpoint_interval_s: float = Field(5.0, ge=0)
 
     # Connectors report liveness and their last event this often (sitroom.source-heartbeats).
     source_heartbeat_s: float = Field(15.0, gt=0)

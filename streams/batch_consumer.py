@@ -4,10 +4,12 @@ faust's per-message path costs ~100-180 µs per message (tasks, a wait and cance
 per message; see ARCHITECTURE.md), which caps a worker at a few thousand events/s when
 producers send one event per message, as most do. This service runs an aiokafka consumer
 in the app's own event loop (no consumer thread contending for the GIL), takes what
-``getmany`` has fetched, hands each pipeline its messages as one batch, and commits the
-offsets only after the pipeline has stored rows and checkpoint: the same at-least-once
-contract as the agents. A rebalance waits for the batch in flight, then hands state over:
-revoked partitions' state is released, assigned partitions' state loaded.
+``getmany`` has fetched, hands each pipeline its messages as one batch, and commits only
+offsets whose effects are in ClickHouse and in a checkpoint: the same at-least-once
+contract as the agents. Rows are written with every batch; state is checkpointed at most
+every ``checkpoint_interval_s`` (a crash replays the rest, and the replay writes the same
+rows). A rebalance waits for the batch in flight, then hands state over: revoked
+partitions' state is checkpointed, committed and released; assigned partitions' loaded.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class BatchConsumer(Service):
         self.routes: dict[str, Pipeline] = {}
         self.consumer: AIOKafkaConsumer | None = None
         self._assigned: set[TopicPartition] = set()
+        self._committed: dict[TopicPartition, int] = {}
         # Held for a whole batch and by the rebalance listener: state never changes hands
         # while a batch that touches it is in flight.
         self._handover = asyncio.Lock()
@@ -58,6 +61,7 @@ class BatchConsumer(Service):
         for spec in specs:
             self.routes[spec.name] = pipeline
         pipeline.highwater = self.highwater
+        pipeline.checkpoint_every_s = self.settings.checkpoint_interval_s
 
     def assignment(self) -> set[TopicPartition]:
         return set(self._assigned)
@@ -97,9 +101,21 @@ class BatchConsumer(Service):
         )
 
     async def on_stop(self) -> None:
-        if self.consumer is not None:
-            consumer, self.consumer = self.consumer, None
-            await consumer.stop()
+        if self.consumer is None:
+            return
+        try:
+            async with self._handover:
+                for pipeline in self.pipelines():
+                    await pipeline.save_now()
+                await self._commit_durable(self._assigned)
+        except Exception:
+            # Stopping after a failure: what is not committed replays after the restart.
+            log.warning("state not saved at stop", exc_info=True)
+        consumer, self.consumer = self.consumer, None
+        await consumer.stop()
+
+    def pipelines(self) -> list[Pipeline]:
+        return list({id(p): p for p in self.routes.values()}.values())
 
     async def _run(self) -> None:
         try:
@@ -107,6 +123,10 @@ class BatchConsumer(Service):
                 fetched = await self._gather(self.consumer)
                 if fetched:
                     await self.handle(fetched)
+                else:
+                    # A tick may have checkpointed since the last batch.
+                    async with self._handover:
+                        await self._commit_durable(self._assigned)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -144,7 +164,6 @@ class BatchConsumer(Service):
     async def handle(self, fetched: dict[TopicPartition, list[Any]]) -> None:
         async with self._handover:
             batches: dict[int, tuple[Pipeline, list[Message]]] = {}
-            offsets: dict[TopicPartition, int] = {}
             for tp, records in fetched.items():
                 if tp not in self._assigned or not records:
                     continue  # revoked while we waited: its new owner reads it
@@ -155,16 +174,23 @@ class BatchConsumer(Service):
                     Message(topic, partition, r.offset, r.key, r.value, tuple(r.headers or ()))
                     for r in records
                 )
-                offsets[tp] = records[-1].offset + 1
             for pipeline, messages in batches.values():
                 await pipeline.handle_batch(messages)
-            await self._commit(offsets)
+            await self._commit_durable(self._assigned)
 
-    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+    async def _commit_durable(self, partitions: set[TopicPartition]) -> None:
+        """Commit, for ``partitions``, what the pipelines have checkpointed."""
+        offsets: dict[TopicPartition, int] = {}
+        for pipeline in self.pipelines():
+            for (topic, partition), offset in pipeline.durable_offsets().items():
+                tp = TopicPartition(topic, partition)
+                if tp in partitions and self._committed.get(tp) != offset:
+                    offsets[tp] = offset
         if not offsets or self.consumer is None:
             return
         try:
             await self.consumer.commit(offsets)
+            self._committed.update(offsets)
         except (CommitFailedError, IllegalStateError) as exc:
             # A rebalance took the partitions: the new owner replays from the last
             # committed offset and skips what the checkpoint already holds.
@@ -175,9 +201,15 @@ class BatchConsumer(Service):
     async def revoked(self, partitions: Iterable[TopicPartition]) -> None:
         async with self._handover:
             gone = set(partitions)
+            for pipeline, parts in self._by_pipeline(gone):
+                await pipeline.release(parts)  # checkpoints what it has not yet
+            # Their next owner starts where this one's checkpoint ends.
+            await self._commit_durable(gone)
             self._assigned -= gone
             for pipeline, parts in self._by_pipeline(gone):
-                await pipeline.release(parts)
+                pipeline.forget_offsets(parts)
+            for tp in gone:
+                self._committed.pop(tp, None)
 
     async def assigned(self, partitions: Iterable[TopicPartition]) -> None:
         async with self._handover:

@@ -3,8 +3,8 @@
 A domain supplies processors (one per unit of state, usually a Kafka partition) that turn
 messages into rows, alarm transitions and rejections. ``handle_batch`` returns only when
 everything the batch caused is durable (dead letters and alarm transitions acknowledged
-by the broker, rows in ClickHouse, state checkpointed); the caller acknowledges the
-batch's offsets after that. A crash anywhere replays the batch, and the replay is
+by the broker, rows in ClickHouse, and, unless ``checkpoint_every_s`` defers it, state
+checkpointed); the caller acknowledges no more than ``durable_offsets()``. A crash anywhere replays the batch, and the replay is
 harmless: rows are keyed, alarm ids deterministic, and messages already in the restored
 checkpoint are skipped.
 """
@@ -15,19 +15,14 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any, Protocol
-
-import orjson
 
 from schemas import clickhouse_ddl as ddl
-from schemas.alarms import Alarm, AlarmCommand
+from schemas.alarms import AlarmCommand
 from schemas.catalog import ALARMS, DEAD_LETTER
 from schemas.deadletter import DeadLetter, Reason
 from schemas.settings import Settings
-from streams.alarm_engine import AlarmEngine
 from streams.checkpoints import Checkpoint, Checkpoints
 from streams.metrics import (
     ALARM_TRANSITIONS,
@@ -41,99 +36,26 @@ from streams.metrics import (
     PROCESSING_ERRORS,
     REPLAYED_SKIPPED,
 )
+from streams.pipeline_types import (
+    Emitted,
+    Message,
+    Processor,
+    ProcessorFactory,
+    Producer,
+    StateKey,
+    alarm_row,
+    by_partition,
+    processing_error,
+)
 from streams.sink import BaseSink
+from streams.state_split import join, split
 from streams.validation import Rejection
 from streams.windows import resume_clocks
 
 log = logging.getLogger(__name__)
 
-StateKey = tuple[str, int]
-
-
-@dataclass(frozen=True)
-class Message:
-    """What the pipeline needs of a Kafka record."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes], ...] = ()
-
-
-@dataclass
-class Emitted:
-    """Rows and alarm transitions produced while handling one batch."""
-
-    tables: dict[str, tuple[Sequence[str], list[Sequence[Any]]]] = field(default_factory=dict)
-    alarms: list[Alarm] = field(default_factory=list)
-
-    def add(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            self.tables.setdefault(table, (columns, []))[1].extend(rows)
-
-    def merge(self, other: Emitted) -> None:
-        for table, (columns, rows) in other.tables.items():
-            self.add(table, columns, rows)
-        self.alarms.extend(other.alarms)
-
-
-class Processor(Protocol):
-    alarms: AlarmEngine
-
-    def offset(self, topic: str) -> int:
-        """The last offset of ``topic`` whose effects are in this processor's state."""
-        ...
-
-    def handle(self, msg: Message, now: datetime, out: Emitted) -> tuple[int, list[Rejection]]:
-        """Apply one message (and record its offset); return (events seen, rejections)."""
-        ...
-
-    def tick(self, now: datetime, out: Emitted) -> bool:
-        """Periodic work on each entity's own clock (closing windows of quiet entities,
-        silence checks); True if state changed."""
-        ...
-
-    def skip(self, topic: str, offset: int) -> None:
-        """Record ``offset`` as applied without applying it (it was dead-lettered)."""
-        ...
-
-    def state_root(self) -> object:
-        """The state this processor checkpoints (its entity clocks are resumed at load)."""
-        ...
-
-    def dumps(self) -> bytes: ...
-
-
-class Producer(Protocol):
-    async def send(
-        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
-    ) -> Awaitable[object]:
-        """Enqueue a record; the returned awaitable completes when the broker has it."""
-        ...
-
-
-ProcessorFactory = Callable[[StateKey, bytes | None], Processor]
-
-
-def alarm_row(a: Alarm) -> tuple[object, ...]:
-    return (
-        a.id, a.kind, a.entity, a.severity.value, a.state.value, a.started_at, a.last_seen,
-        a.cleared_at, a.value, a.threshold, a.version, orjson.dumps(a.context).decode(),
-        a.domain, a.level, a.reason.value, a.acknowledged_by, a.acknowledged_at, a.cleared_by,
-    )  # fmt: skip
-
-
-def by_partition(topic: str, partition: int) -> StateKey:
-    return (topic, partition)
-
-
-def processing_error(exc: BaseException) -> str:
-    """What a dead letter says about our own failure: the exception's type and message,
-    cut short (a message may quote the input, which may hold personal data)."""
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text[:200]}"
+__all__ = ["Emitted", "Message", "Pipeline", "Processor", "Producer", "StateKey", "alarm_row",
+           "by_partition", "processing_error"]  # fmt: skip
 
 
 class Pipeline:
@@ -160,6 +82,16 @@ class Pipeline:
         self.clock = clock
         self._processors: dict[StateKey, Processor] = {}
         self._tick_failures: dict[StateKey, str] = {}
+        # Per state key: entity → hash of the entry last checkpointed.
+        self._written: dict[StateKey, dict[str, int]] = {}
+        # 0: checkpoint with every batch (a faust agent acknowledges a batch as soon as it
+        # returns). The batch consumer sets an interval and commits only durable offsets:
+        # between checkpoints rows are written (idempotent) and a crash replays them.
+        self.checkpoint_every_s = 0.0
+        self._unsaved: dict[StateKey, Processor] = {}
+        self._last_saved = time.monotonic()
+        self._handled: dict[tuple[str, int], int] = {}  # newest offset handled
+        self._durable: dict[tuple[str, int], int] = {}  # newest offset in a checkpoint
         self._lock = asyncio.Lock()
         self._failed: BaseException | None = None
         self._pending_commands: deque[AlarmCommand] = deque(maxlen=10_000)
@@ -170,8 +102,10 @@ class Pipeline:
         proc = self._processors.get(key)
         if proc is None:
             saved = await self.checkpoints.load(*key)
+            entries = {k: v for k, v in saved.entries.items() if v} if saved else {}
+            self._written[key] = {k: hash(v) for k, v in entries.items()}
             try:
-                proc = self.factory(key, saved.state if saved else None)
+                proc = self.factory(key, join(saved.state, entries) if saved else None)
             except Exception as exc:
                 if saved is None:
                     raise
@@ -185,6 +119,8 @@ class Pipeline:
                 )  # fmt: skip
                 proc = self.factory(key, None)
                 proc.skip(key[0], saved.offset)
+                # Every old entity row is rewritten or marked gone at the next checkpoint.
+                self._written[key] = dict.fromkeys(entries, 0)
             if saved is not None:
                 resume_clocks(proc.state_root(), self.clock().timestamp())
             self._processors[key] = proc
@@ -213,19 +149,48 @@ class Pipeline:
                 await self._commit(out, {}, [])
 
     async def release(self, partitions: Iterable[tuple[str, int]]) -> None:
-        """Drop the state of revoked partitions (under the same key it was loaded by), so
-        the old owner stops ticking it and never overwrites the new owner's checkpoint."""
+        """Checkpoint, then drop, the state of revoked partitions (under the same key it
+        was loaded by), so the old owner stops ticking it and never overwrites the new
+        owner's checkpoint."""
         async with self._lock:
-            for key in {self.state_key(t, p) for t, p in partitions}:
+            keys = {self.state_key(t, p) for t, p in partitions}
+            if self._failed is None and keys & self._unsaved.keys():
+                await self._save({k: v for k, v in self._unsaved.items() if k in keys})
+            for key in keys:
                 if self._processors.pop(key, None) is not None:
                     log.info(
                         "state released",
                         extra={"pipeline": self.name, "state": f"{key[0]}/{key[1]}"},
                     )
                 self._tick_failures.pop(key, None)
+                self._written.pop(key, None)
 
     def owned(self) -> list[StateKey]:
         return sorted(self._processors)
+
+    def durable_offsets(self) -> dict[tuple[str, int], int]:
+        """Per topic-partition, the next offset to commit: everything before it is in
+        ClickHouse and in a checkpoint."""
+        out: dict[tuple[str, int], int] = {}
+        if self._failed is not None:
+            return out  # state in memory is ahead of what is stored
+        for tp, offset in self._handled.items():
+            if self.state_key(*tp) not in self._unsaved:
+                out[tp] = offset + 1
+            elif tp in self._durable:
+                out[tp] = self._durable[tp] + 1
+        return out
+
+    def forget_offsets(self, partitions: Iterable[tuple[str, int]]) -> None:
+        for tp in partitions:
+            self._handled.pop(tp, None)
+            self._durable.pop(tp, None)
+
+    async def save_now(self) -> None:
+        """Checkpoint every state with unsaved changes (a clean stop)."""
+        async with self._lock:
+            if self._failed is None and self._unsaved:
+                await self._save(dict(self._unsaved))
 
     async def handle_batch(self, messages: list[Message]) -> None:
         async with self._lock:
@@ -236,8 +201,12 @@ class Pipeline:
             touched: dict[StateKey, Processor] = {}
             now = self.clock()
             groups: dict[StateKey, list[Message]] = {}
+            handled = dict(self._handled)  # becomes ours once the batch is stored
             for msg in messages:
                 groups.setdefault(self.state_key(msg.topic, msg.partition), []).append(msg)
+                tp = (msg.topic, msg.partition)
+                if msg.offset > handled.get(tp, -1):
+                    handled[tp] = msg.offset
             counts: dict[str, list[int]] = {}  # topic → [messages, events, replayed]
             for key, group in groups.items():
                 proc = await self._processor(key, out)
@@ -263,7 +232,7 @@ class Pipeline:
                     REPLAYED_SKIPPED.labels(topic).inc(n_replayed)
             for key, proc in touched.items():
                 self._tick_one(key, proc, now, out)
-            await self._commit(out, touched, pending)
+            await self._commit(out, touched, pending, handled)
             self._update_lag(messages)
             BATCH_SECONDS.labels(messages[0].topic if messages else "?").observe(
                 time.perf_counter() - started
@@ -397,10 +366,14 @@ class Pipeline:
         return await self.producer.send(DEAD_LETTER.name, msg.key, rej.raw, letter.headers())
 
     async def _commit(
-        self, out: Emitted, touched: dict[StateKey, Processor], pending: list[Awaitable[object]]
+        self,
+        out: Emitted,
+        touched: dict[StateKey, Processor],
+        pending: list[Awaitable[object]],
+        handled: dict[tuple[str, int], int] | None = None,
     ) -> None:
         try:
-            await self._commit_unchecked(out, touched, pending)
+            await self._commit_unchecked(out, touched, pending, handled)
         except BaseException as exc:
             # State in memory is now ahead of what is stored: only a restart from the
             # checkpoint is safe, so refuse all further work.
@@ -408,7 +381,11 @@ class Pipeline:
             raise
 
     async def _commit_unchecked(
-        self, out: Emitted, touched: dict[StateKey, Processor], pending: list[Awaitable[object]]
+        self,
+        out: Emitted,
+        touched: dict[StateKey, Processor],
+        pending: list[Awaitable[object]],
+        handled: dict[tuple[str, int], int] | None,
     ) -> None:
         dead_letters = len(pending)
         for alarm in out.alarms:
@@ -437,13 +414,50 @@ class Pipeline:
                 if self.sink.due():
                     await self.sink.flush()
         await self.sink.flush()
-        if touched:
-            saved = []
-            for key, proc in touched.items():
-                state = proc.dumps()
-                CHECKPOINT_BYTES.labels(self.name, f"{key[0]}/{key[1]}").set(len(state))
-                saved.append(Checkpoint(key[0], key[1], proc.offset(key[0]), state))
+        self._unsaved.update(touched)
+        if handled is not None:
+            self._handled = handled
+        every = self.checkpoint_every_s
+        if self._unsaved and (every <= 0 or time.monotonic() - self._last_saved >= every):
+            await self._save(dict(self._unsaved))
+
+    async def _save(self, procs: dict[StateKey, Processor]) -> None:
+        saved, written = [], {}
+        for key, proc in procs.items():
+            checkpoint, written[key] = self._checkpoint(key, proc)
+            saved.append(checkpoint)
+        try:
             await self.checkpoints.save(saved)
+        except BaseException as exc:
+            self._failed = exc
+            raise
+        self._written.update(written)
+        for key in procs:
+            self._unsaved.pop(key, None)
+        for tp, offset in self._handled.items():
+            if self.state_key(*tp) in procs:
+                self._durable[tp] = offset
+        self._last_saved = time.monotonic()
+
+    def _checkpoint(self, key: StateKey, proc: Processor) -> tuple[Checkpoint, dict[str, int]]:
+        """The head and the entities that changed since the last checkpoint (all of the
+        state in the head for a processor without ``entity_maps``)."""
+        maps: tuple[str, ...] = getattr(proc, "entity_maps", ())
+        offset = proc.offset(key[0])
+        if not maps:
+            state = proc.dumps()
+            CHECKPOINT_BYTES.labels(self.name, f"{key[0]}/{key[1]}").set(len(state))
+            return Checkpoint(key[0], key[1], offset, state), {}
+        head, entries = split(proc.state_root(), maps, proc.dumps)
+        before = self._written.get(key, {})
+        now = {k: hash(v) for k, v in entries.items()}
+        changed: dict[str, bytes | None] = {
+            k: v for k, v in entries.items() if before.get(k) != now[k]
+        }
+        changed.update(dict.fromkeys(before.keys() - now.keys()))
+        size = len(head) + sum(len(v) for v in entries.values())
+        CHECKPOINT_BYTES.labels(self.name, f"{key[0]}/{key[1]}").set(size)
+        return Checkpoint(key[0], key[1], offset, head, changed), now
 
     def _update_lag(self, messages: list[Message]) -> None:
         if self.highwater is None:

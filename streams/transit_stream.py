@@ -31,6 +31,9 @@ TOPIC = VEHICLE_POSITIONS.name
 
 
 class TransitPartition:
+    # Checkpoints write only the vehicles and alarm machines that changed.
+    entity_maps = ("vehicles", "alarms.machines")
+
     def __init__(
         self, settings: Settings, rules: TransitRules, partition: int, saved: bytes | None
     ) -> None:

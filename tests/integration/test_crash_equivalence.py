@@ -128,6 +128,9 @@ async def test_a_worker_killed_mid_stream_writes_exactly_what_a_clean_worker_wri
         # backlog in a batch or two would finish before the first kill).
         batch_max_messages=4,
         batch_gather_s=0.0,
+        # Rows of several batches are stored before their checkpoint: a kill between
+        # checkpoints replays them, and the replay must write the same rows.
+        checkpoint_interval_s=0.3,
         metrics_host="127.0.0.1",
     )
     clean = WorkerProcess(

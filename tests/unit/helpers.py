@@ -58,8 +58,15 @@ class MemoryCheckpoints:
         return self.saved.get((topic, partition))
 
     async def save(self, checkpoints: list[Checkpoint]) -> None:
+        """As the ClickHouse store: a head replaces the head, entity rows merge."""
         for c in checkpoints:
-            self.saved[(c.topic, c.partition)] = c
+            old = self.saved.get((c.topic, c.partition))
+            entries = dict(old.entries) if old is not None else {}
+            entries.update(c.entries)
+            live = {k: v for k, v in entries.items() if v is not None}
+            self.saved[(c.topic, c.partition)] = Checkpoint(
+                c.topic, c.partition, c.offset, c.state, live
+            )
         self.saves += 1
 
 

@@ -232,3 +232,24 @@ async def test_downtime_is_not_counted_as_quiet_time_of_restored_entities() -> N
     speeds = {r[1]: r[10] for r in sink.rows("transit_positions")}
     assert speeds == {r[1]: r[10] for r in reference.rows("transit_positions")}
     assert all(v is not None for k, v in speeds.items() if k != min(speeds))
+
+
+async def test_with_a_checkpoint_interval_rows_are_written_but_offsets_wait_for_the_state() -> None:
+    sink, cps, prod = MemorySink(), MemoryCheckpoints(), MemoryProducer()
+    pipe = make(sink, cps, prod)
+    pipe.checkpoint_every_s = 3600.0
+    await pipe.assign([(TOPIC, 0)])
+    await pipe.handle_batch(speeding_messages())
+    assert len(sink.rows("transit_positions")) == 13
+    assert cps.saves == 0 and pipe.durable_offsets() == {}
+    await pipe.save_now()
+    assert cps.saved[(TOPIC, 0)].offset == 12
+    assert pipe.durable_offsets() == {(TOPIC, 0): 13}
+    # Messages already in the checkpoint (a replay) are durable at once.
+    await pipe.handle_batch(speeding_messages()[:3])
+    assert pipe.durable_offsets() == {(TOPIC, 0): 13}
+    await pipe.handle_batch(speeding_messages(13)[:2])
+    assert pipe.durable_offsets() == {(TOPIC, 0): 13}
+    # Revoking checkpoints first: the next owner starts where this state ends.
+    await pipe.release([(TOPIC, 0)])
+    assert cps.saved[(TOPIC, 0)].offset == 14 and pipe.durable_offsets() == {(TOPIC, 0): 15}
