@@ -116,7 +116,7 @@ class Settings(BaseSettings):
     # per table, one checkpoint and one commit, so a backlog is read in large batches.
     batch_gather_s: float = Field(0.1, ge=0)
     batch_max_messages: int = Field(20_000, ge=1)
-    batch_max_bytes: int = Field(8 << 20, ge=1)
+    batch_max_bytes: int = Field(2 << 20, ge=1)
     # High-rate pipelines checkpoint their state at most this often, and commit offsets
     # only as far as a checkpoint reaches; rows are written with every batch. A crash
     # replays at most this much (rows and alarm ids come out the same).

@@ -8,6 +8,7 @@ process, so that pool has one thread; an HTTP server gets a few.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import re
 from collections.abc import Sequence
@@ -85,6 +86,10 @@ class Warehouse:
     async def ensure_schema(self, raw_ttl_days: int | None = None) -> None:
         """Create and migrate every table; with ``raw_ttl_days``, also give the raw event
         tables (RAW_TTL_COLUMNS) that TTL."""
+        if self.embedded:
+            # clickhouse-connect's chdb transport imports pandas at the first insert (~45 MB,
+            # a second or so): pay it at start, not inside the first batch.
+            importlib.import_module("pandas")
         old = [t for t in VERSIONED_REBUILDS if await self._needs_version(t)]
         for table in old:
             await self._run("command", f"RENAME TABLE {table} TO {table}_unversioned")

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from math import inf
 
 from schemas.alarm_rules import Direction, Rule, RuleBook
 from schemas.alarms import (
@@ -72,6 +73,7 @@ class AlarmEngine:
     def __init__(self, book: RuleBook, state: EngineState | None = None) -> None:
         self.book = book
         self.state = state if state is not None else EngineState()
+        self._lowest: dict[tuple[str, float], float] = {}
         self._drop_unknown_kinds()
 
     def _drop_unknown_kinds(self) -> None:
@@ -230,7 +232,17 @@ class AlarmEngine:
             return False
         rule = self.book.rule(kind)
         sign = 1.0 if rule.direction is Direction.ABOVE else -1.0
-        return not any(sign * (value - r) > 0 for r, _ in self._thresholds(rule, thresholds, base))
+        if thresholds is not None:
+            return not any(
+                sign * (value - r) > 0 for r, _ in self._thresholds(rule, thresholds, base)
+            )
+        # The lowest raise threshold of a rule at a base, once: most calls come from the hot
+        # path of a vehicle stream, a few bases (corridor limits) for all of them.
+        lowest = self._lowest.get((kind, base))
+        if lowest is None:
+            levels = self._thresholds(rule, None, base)
+            lowest = self._lowest[(kind, base)] = min((sign * r for r, _ in levels), default=inf)
+        return not sign * value > lowest
 
     def sweep(self, now_ts: float, keys: Sequence[str] | None = None) -> list[Alarm]:
         """Clear open alarms whose entity has been silent past the rule's limit; forget idle

@@ -6,8 +6,9 @@ offsets from an earlier broker must never be applied to a new one.
 A checkpoint is a head row (``entity = ''``: the offset and the state without its
 per-entity maps) plus one row per entity (a vehicle, an alarm machine) that changed since
 the previous checkpoint; an entity that left state gets an empty row. Head and entity rows
-of a batch go in one INSERT, which ClickHouse applies atomically, so a crash never leaves
-entities ahead of their head's offset. A partition of 10,000 buses then writes what moved,
+of a batch go in one INSERT, which ClickHouse applies atomically (one partition, far fewer
+rows than ``max_insert_block_size``: the server squashes the client's blocks into one
+part), so a crash never leaves entities ahead of their head's offset. A partition of 10,000 buses then writes what moved,
 not megabytes per batch (which chdb, in the worker's process, would also keep in memory).
 """
 
@@ -65,10 +66,10 @@ class CheckpointStore:
         now = datetime.now(UTC)
         rows = []
         for c in checkpoints:
+            # bytes go into a String column as they are: no decoded copy of megabytes.
             rows.append((self.cluster_id, self.group_id, c.topic, c.partition, "", c.offset,
-                         c.state.decode(), now))  # fmt: skip
+                         c.state, now))  # fmt: skip
             for entity, state in c.entries.items():
-                text = state.decode() if state is not None else ""
                 rows.append((self.cluster_id, self.group_id, c.topic, c.partition, entity,
-                             c.offset, text, now))  # fmt: skip
+                             c.offset, state if state is not None else b"", now))  # fmt: skip
         await self.warehouse.insert(CHECKPOINTS, rows, CHECKPOINT_COLUMNS)

@@ -39,8 +39,8 @@ class SpeedRules:
     reanchor_after: int = 3
 
 
-@dataclass(frozen=True)
-class SpeedObservation:
+class SpeedObservation(msgspec.Struct, frozen=True, gc=False):
+    # Made twice per bus fix: a Struct is built several times faster than a frozen dataclass.
     quality: FixQuality
     speed_kmh: float | None  # reported if the device gave one, else derived
     derived_kmh: float | None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from sys import intern
 from typing import Any
 
 import msgspec
@@ -130,8 +131,23 @@ def _corridor(pos: VehiclePosition | Position) -> str:
     return pos.corridor or pos.route_id or "unknown"
 
 
+def _interned(text: str | None) -> str | None:
+    return None if text is None else intern(text)
+
+
 def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
+
+
+_last_wall: list[tuple[float, datetime]] = [(0.0, _dt(0.0))]
+
+
+def _wall_dt(wall: float) -> datetime:
+    """The ingest time of a row: one wall time per batch, so one datetime per batch."""
+    last = _last_wall[0]
+    if last[0] != wall:
+        last = _last_wall[0] = (wall, _dt(wall))
+    return last[1]
 
 
 def _add_speed(acc: VehicleAcc, speed: float | None, over_s: float) -> None:
@@ -145,7 +161,7 @@ def _add_speed(acc: VehicleAcc, speed: float | None, over_s: float) -> None:
 
 def _position_row(vid: str, ts: float, f: Fix, speed: float | None, bad: bool) -> tuple[Any, ...]:
     return (vid, _dt(ts), f.label, f.route_id, f.corridor, f.trip_id, f.lat, f.lon, f.bearing,
-            f.reported_kmh, speed, f.occupancy, f.source, int(bad), _dt(f.ingested_at),
+            f.reported_kmh, speed, f.occupancy, f.source, int(bad), _wall_dt(f.ingested_at),
             f.kecamatan)  # fmt: skip
 
 
@@ -167,9 +183,12 @@ class TransitProcessor:
         vehicle = self.state.vehicles.get(vid)
         if vehicle is None:
             vehicle = self.state.vehicles[vid] = VehicleState()
-        fix = Fix(pos.lat, pos.lon, _corridor(pos), pos.speed_kmh, wall, kecamatan, pos.label,
-                  pos.route_id, pos.trip_id, pos.bearing,
-                  pos.occupancy.value if pos.occupancy else "", pos.source)  # fmt: skip
+        # Held fixes repeat their vehicle's strings: one shared copy each keeps 10,000
+        # vehicles' held fixes small.
+        fix = Fix(pos.lat, pos.lon, intern(_corridor(pos)), pos.speed_kmh, wall, kecamatan,
+                  _interned(pos.label), _interned(pos.route_id), _interned(pos.trip_id),
+                  pos.bearing, pos.occupancy.value if pos.occupancy else "",
+                  intern(pos.source))  # fmt: skip
         if vehicle.held.is_late(ts):
             return self._late(vid, vehicle, ts, fix, wall, out)
         if not vehicle.held.add(ts, fix):

@@ -67,10 +67,15 @@ def decode_positions(value: bytes | None) -> tuple[list[Position], list[Rejectio
     so what is accepted, and every rejection's reason, is the model's."""
     if value:
         try:
-            head = value.lstrip()[:1]
-            decoded = (
-                _many_positions.decode(value) if head == b"[" else [_one_position.decode(value)]
-            )
+            if value[:1] == b"{":  # one event per message: what most producers send
+                one = _one_position.decode(value)
+                if one.timestamp.tzinfo is UTC:
+                    return [one], []
+                decoded = [one]
+            elif value.lstrip()[:1] == b"[":
+                decoded = _many_positions.decode(value)
+            else:
+                decoded = [_one_position.decode(value)]
         except (msgspec.ValidationError, msgspec.DecodeError):
             pass
         else:
