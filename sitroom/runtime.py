@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Iterator
@@ -126,6 +127,19 @@ def data_dir_lock(data_dir: Path) -> Iterator[None]:
         handle.close()
 
 
+# A worker allocates a few container objects per event and holds many long-lived ones
+# (every vehicle's state); with CPython's default thresholds (700, 10, 10) the collector
+# walks that state again and again, which cost a third of the per-event time (measured:
+# 30k → 45k events/s of transit logic). Fewer young collections, and the objects of start-up
+# moved out of the collector's sight (gc.freeze), keep its cost small.
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_gc() -> None:
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 class WorkerService:
     """The faust worker with the transit pipeline, started inside the caller's event loop."""
 
@@ -228,6 +242,7 @@ class WorkerService:
         self.pipelines.append(prices)
         self.app = app
         await app.start()
+        tune_gc()
         self._commands = asyncio.create_task(
             consume_commands(self.bootstrap, self._apply_commands), name="alarm-commands"
         )
