@@ -24,7 +24,7 @@ class FixQuality(StrEnum):
     BAD = "bad"  # implausible jump
 
 
-class Anchor(msgspec.Struct, array_like=True):
+class Anchor(msgspec.Struct, array_like=True, gc=False):
     ts: float
     lat: float
     lon: float

@@ -59,7 +59,7 @@ class TransitRules:
         return self.book.transit.limit_for(corridor)
 
 
-class VehicleAcc(msgspec.Struct, array_like=True):
+class VehicleAcc(msgspec.Struct, array_like=True, gc=False):
     corridor: str = ""
     limit_kmh: float = 0.0
     positions: int = 0
@@ -69,7 +69,7 @@ class VehicleAcc(msgspec.Struct, array_like=True):
     seconds_over: float = 0.0
 
 
-class Fix(msgspec.Struct, array_like=True):
+class Fix(msgspec.Struct, array_like=True, gc=False):
     """A position held until its vehicle's watermark passes it."""
 
     lat: float

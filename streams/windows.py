@@ -43,9 +43,10 @@ class Placement(StrEnum):
     LATE = "late"  # its window is past the correction horizon
 
 
-class EntityClock(msgspec.Struct, array_like=True):
+class EntityClock(msgspec.Struct, array_like=True, gc=False):
     # Array-like structs: state of thousands of entities is checkpointed every batch, and
-    # field names would be most of its bytes.
+    # field names would be most of its bytes. gc=False (here and on the other leaf structs of
+    # entity state: they hold no references back): the collector need not walk them.
     max_ts: float | None = None  # newest event time seen
     seen_at: float = 0.0  # wall time when max_ts last advanced
 
@@ -63,7 +64,7 @@ class EntityClock(msgspec.Struct, array_like=True):
         return max(0.0, wall - self.seen_at) if self.max_ts is not None else 0.0
 
 
-class Slot(msgspec.Struct, Generic[A], array_like=True):
+class Slot(msgspec.Struct, Generic[A], array_like=True, gc=False):
     acc: A
     ids: list[int] = msgspec.field(default_factory=list)  # ms after the window start
     emitted: int = 0  # len(ids) when the window was last emitted
