@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -176,3 +177,20 @@ def consumer_args(description: str) -> dict[str, object]:
 
 def load_expected(path: Path) -> dict[str, int]:
     return dict(json.loads(path.read_text()))
+
+
+def emit_peer_result(client: Any, consumer: str, input_: str, events: int, seconds: float,
+                     expected_path: Path, note: str = "") -> None:  # fmt: skip
+    """A peer's closing line: its windows (``bench_windows``) checked against the generator."""
+    expected = load_expected(expected_path)
+    found = found_from_rows(client.query(PEER_WINDOWS_SQL).result_rows)
+    Result(
+        consumer=consumer,
+        input=input_,
+        events=events,
+        seconds=seconds,
+        windows_expected=len(expected),
+        windows_wrong=check_windows(found, expected),
+        peak_rss_mb=peak_rss_mb(),
+        note=note,
+    ).emit()

@@ -4,9 +4,9 @@ A domain supplies processors (one per unit of state, usually a Kafka partition) 
 messages into rows, alarm transitions and rejections. ``handle_batch`` returns only when
 everything the batch caused is durable (dead letters and alarm transitions acknowledged
 by the broker, rows in ClickHouse, and, unless ``checkpoint_every_s`` defers it, state
-checkpointed); the caller acknowledges no more than ``durable_offsets()``. A crash anywhere replays the batch, and the replay is
-harmless: rows are keyed, alarm ids deterministic, and messages already in the restored
-checkpoint are skipped.
+checkpointed); the caller acknowledges no more than ``durable_offsets()``. A crash
+anywhere replays from the last checkpoint, and the replay is harmless: rows are keyed,
+alarm ids deterministic, and messages already in the restored checkpoint are skipped.
 """
 
 from __future__ import annotations

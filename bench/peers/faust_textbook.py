@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import sys
 import tempfile
 import uuid
@@ -39,30 +38,18 @@ from bench.common import (
     PEER_DDL,
     PEER_POSITION_COLUMNS,
     PEER_WINDOW_COLUMNS,
-    PEER_WINDOWS_SQL,
     WINDOW_S,
-    Result,
     Stopwatch,
-    check_windows,
     consumer_args,
-    found_from_rows,
-    load_expected,
-    peak_rss_mb,
+    emit_peer_result,
 )
+from schemas.geo import haversine_m
 
 BATCH_ROWS = 5_000  # positions per insert
 FLUSH_S = 1.0  # a timer inserts whatever is buffered at least this often
 CLEANUP_S = 1.0  # table_cleanup_interval: faust's default is 30 s; 1 s closes windows sooner
 EXPIRES = timedelta(seconds=2 * WINDOW_S)  # keep a window one more minute for late fixes
 GRACE_S = 5.0  # idle time after the last event, for the cleanup timer to close windows
-EARTH_RADIUS_M = 6_371_008.8
-
-
-def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(a))
 
 
 class Position(faust.Record, serializer="json", isodates=True):
@@ -187,21 +174,18 @@ def main() -> None:
     datadir = tempfile.mkdtemp(prefix="faust-", dir=chdb_dir.parent)
     consumed = asyncio.run(run(args, client, datadir, watch))
 
-    rows = client.query(PEER_WINDOWS_SQL).result_rows
-    expected = load_expected(Path(str(args["expected"])))
-    Result(
-        consumer="faust-textbook",
-        input="per-message",
-        events=consumed,
-        seconds=watch.seconds,
-        windows_expected=len(expected),
-        windows_wrong=check_windows(found_from_rows(rows), expected),
-        peak_rss_mb=peak_rss_mb(),
+    emit_peer_result(
+        client,
+        "faust-textbook",
+        "per-message",
+        consumed,
+        watch.seconds,
+        Path(str(args["expected"])),
         note=(
             f"faust-streaming {faust.__version__}, memory store, windows closed by wall "
             f"clock (cleanup every {CLEANUP_S:g} s, expires {EXPIRES.total_seconds():g} s)"
         ),
-    ).emit()
+    )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ no corrections, no alarms, no dead letters: the least any consumer must do.
 from __future__ import annotations
 
 import asyncio
-import math
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,16 +23,12 @@ from bench.common import (
     PEER_DDL,
     PEER_POSITION_COLUMNS,
     PEER_WINDOW_COLUMNS,
-    PEER_WINDOWS_SQL,
     WINDOW_S,
-    Result,
     Stopwatch,
-    check_windows,
     consumer_args,
-    found_from_rows,
-    load_expected,
-    peak_rss_mb,
+    emit_peer_result,
 )
+from schemas.geo import haversine_m
 
 
 class Fix(msgspec.Struct):
@@ -45,13 +40,6 @@ class Fix(msgspec.Struct):
 
 one = msgspec.json.Decoder(Fix)
 many = msgspec.json.Decoder(list[Fix])
-
-
-def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * 6_371_000 * math.asin(math.sqrt(a))
 
 
 async def main() -> None:
@@ -127,17 +115,8 @@ async def main() -> None:
             watch.stored()
     finally:
         await consumer.stop()
-    expected = load_expected(args["expected"])  # type: ignore[arg-type]
-    found = found_from_rows(client.query(PEER_WINDOWS_SQL).result_rows)
-    Result(
-        consumer="plain aiokafka loop",
-        input=str(args["input"]),
-        events=seen,
-        seconds=watch.seconds,
-        windows_expected=len(expected),
-        windows_wrong=check_windows(found, expected),
-        peak_rss_mb=peak_rss_mb(),
-    ).emit()
+    emit_peer_result(client, "plain aiokafka loop", str(args["input"]), seen, watch.seconds,
+                     Path(str(args["expected"])))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ and batched messages (one JSON array per partition) would need a ``group_by`` re
 from __future__ import annotations
 
 import logging
-import math
 import sys
 import tempfile
 import uuid
@@ -35,25 +34,13 @@ from bench.common import (
     PEER_DDL,
     PEER_POSITION_COLUMNS,
     PEER_WINDOW_COLUMNS,
-    PEER_WINDOWS_SQL,
-    Result,
     Stopwatch,
-    check_windows,
     consumer_args,
-    found_from_rows,
-    load_expected,
-    peak_rss_mb,
+    emit_peer_result,
 )
+from schemas.geo import haversine_m
 
 WINDOW_MS = 60_000
-EARTH_RADIUS_M = 6_371_008.8
-
-
-def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(a))
 
 
 def event_time_ms(value: Any, headers: Any, timestamp: int, timestamp_type: Any) -> int:
@@ -180,18 +167,15 @@ def main() -> None:
     if stored_positions < events:
         sys.exit(f"quix_consumer: stopped with {stored_positions}/{events} positions stored")
 
-    rows = client.query(PEER_WINDOWS_SQL).result_rows
-    expected = load_expected(Path(str(args["expected"])))
-    Result(
-        consumer="quix-streams",
-        input="per-message",
-        events=consumed,
-        seconds=watch.seconds,
-        windows_expected=len(expected),
-        windows_wrong=check_windows(found_from_rows(rows), expected),
-        peak_rss_mb=peak_rss_mb(),
+    emit_peer_result(
+        client,
+        "quix-streams",
+        "per-message",
+        consumed,
+        watch.seconds,
+        Path(str(args["expected"])),
         note=f"quixstreams {_version()}, RocksDB state + changelog topics, final() windows",
-    ).emit()
+    )
 
 
 def _version() -> str:
