@@ -30,6 +30,7 @@ from schemas.settings import Settings
 from streams.pipeline import Message, Pipeline
 
 log = logging.getLogger(__name__)
+STOP_WAIT_S = 5.0
 
 
 def _size(records: list[Any]) -> int:
@@ -113,12 +114,17 @@ class BatchConsumer(Service):
             async with self._handover:
                 for pipeline in self.pipelines():
                     await pipeline.save_now()
-                await self._commit_durable(self._assigned)
+                # Bounded: on Ctrl-C the embedded broker stops with us, and a commit to a
+                # broker that is gone would wait for its request timeout.
+                await asyncio.wait_for(self._commit_durable(self._assigned), STOP_WAIT_S)
         except Exception:
             # Stopping after a failure: what is not committed replays after the restart.
-            log.warning("state not saved at stop", exc_info=True)
+            log.warning("state not saved or offsets not committed at stop", exc_info=True)
         consumer, self.consumer = self.consumer, None
-        await consumer.stop()
+        try:
+            await asyncio.wait_for(consumer.stop(), STOP_WAIT_S)
+        except TimeoutError:
+            log.warning("batch consumer did not leave its group in time (broker gone?)")
 
     def pipelines(self) -> list[Pipeline]:
         return list({id(p): p for p in self.routes.values()}.values())
