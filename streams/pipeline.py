@@ -293,7 +293,7 @@ class Pipeline:
             for key, proc in self._processors.items():
                 if self._tick_one(key, proc, now, out):
                     touched[key] = proc
-            if touched or out.alarms or out.tables:
+            if touched or out.alarms or out.tables or out.rejected:
                 await self._commit(out, touched, [])
 
     async def apply_commands(self, commands: list[AlarmCommand]) -> None:
@@ -387,6 +387,8 @@ class Pipeline:
         pending: list[Awaitable[object]],
         handled: dict[tuple[str, int], int] | None,
     ) -> None:
+        for msg, rej in out.rejected:
+            pending.append(await self._dead_letter(msg, rej))
         dead_letters = len(pending)
         for alarm in out.alarms:
             ALARM_TRANSITIONS.labels(alarm.kind, alarm.state.value).inc()

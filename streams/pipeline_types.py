@@ -35,6 +35,9 @@ class Emitted:
 
     tables: dict[str, tuple[Sequence[str], list[Sequence[Any]]]] = field(default_factory=dict)
     alarms: list[Alarm] = field(default_factory=list)
+    # Items judged after their own message was handled (held for their entity's lateness
+    # in case a step they follow was still on its way), dead-lettered with their origin.
+    rejected: list[tuple[Message, Rejection]] = field(default_factory=list)
 
     def add(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         if rows:
@@ -44,6 +47,7 @@ class Emitted:
         for table, (columns, rows) in other.tables.items():
             self.add(table, columns, rows)
         self.alarms.extend(other.alarms)
+        self.rejected.extend(other.rejected)
 
 
 class Processor(Protocol):

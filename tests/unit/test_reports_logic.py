@@ -17,6 +17,7 @@ from streams.reports_logic import ContactsPartition, ReportsPartition, reports_p
 
 T0 = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
 NOW = T0 + timedelta(hours=2)
+SETTLE = timedelta(seconds=Settings(_env_file=None).window_allowed_lateness_s + 1)  # type: ignore[call-arg]
 
 
 def at(hours: float) -> str:
@@ -50,8 +51,9 @@ def feed(
             Message("reports.events", 0, offset, None, orjson.dumps(item)), now, out
         )
         rejected += rej
-    part.tick(now, out)
-    return out, rejected
+    # A moment past the lateness: steps held in case an earlier one was on its way are judged.
+    part.tick(now + SETTLE, out)
+    return out, rejected + [r for _, r in out.rejected]
 
 
 def report_rows(out: Emitted) -> list[dict[str, Any]]:
@@ -117,19 +119,45 @@ def test_illegal_steps_are_dead_lettered_and_the_stream_goes_on() -> None:
         received("r2", category="ufo"),                    # unknown category
         {**received("r3"), "lat": -7.5},                   # outside the city
         step("r1", "assigned", 0.2, department="Dinas Rahasia"),  # unknown department
-        received("r1"),                                    # received twice
+        received("r1", hours=0.25),                        # received twice
         step("r1", "rejected", 0.3, note="duplikat"),
         step("r1", "assigned", 0.4),                       # closed is terminal
         {"report_id": "r4", "kind": "received"},           # schema violation
     ])  # fmt: skip
-    reasons = [(r.reason, r.detail.split(":")[0]) for r in rejected]
-    assert [r for r, _ in reasons] == [
-        Reason.ILLEGAL_TRANSITION, Reason.UNKNOWN_ENTITY, Reason.UNKNOWN_ENTITY,
-        Reason.OUTSIDE_SERVICE_AREA, Reason.UNKNOWN_ENTITY, Reason.ILLEGAL_TRANSITION,
-        Reason.ILLEGAL_TRANSITION, Reason.SCHEMA,
-    ]  # fmt: skip
-    assert "received cannot become resolved" in rejected[0].detail
+    # Steps that might yet fit (one they follow could still be on its way) are judged once
+    # their report's clock less the lateness has passed them; the others at once.
+    reasons = sorted((r.reason, r.detail.split(":")[0]) for r in rejected)
+    assert reasons == sorted([
+        (Reason.ILLEGAL_TRANSITION, "report 'r1'"), (Reason.UNKNOWN_ENTITY, "report 'nope'"),
+        (Reason.UNKNOWN_ENTITY, "unknown category 'ufo'"),
+        (Reason.OUTSIDE_SERVICE_AREA, "lat=-7.5 lon=110.42 outside Kota Semarang"),
+        (Reason.UNKNOWN_ENTITY, "unknown department 'Dinas Rahasia'"),
+        (Reason.ILLEGAL_TRANSITION, "report 'r1'"), (Reason.ILLEGAL_TRANSITION, "report 'r1'"),
+        (Reason.SCHEMA, "timestamp"),
+    ])  # fmt: skip
+    details = [r.detail for r in rejected]
+    assert any("received cannot become resolved" in d for d in details)
+    assert any("report already received" in d for d in details)
+    assert any("closed report cannot become assigned" in d for d in details)
+    # A step judged after its message still names where it came from.
+    (late,) = [(m, r) for m, r in out.rejected if "resolved" in r.detail]
+    assert (late[0].topic, late[0].partition, late[0].offset) == ("reports.events", 0, 1)
+    assert orjson.loads(late[1].raw)["kind"] == "resolved"
     assert [r["status"] for r in report_rows(out)] == ["received", "rejected"]
+
+
+def test_a_step_that_overtakes_the_one_it_follows_is_folded_in_its_own_time() -> None:
+    part = partition()
+    out, rejected = feed(part, [received("r1"), step("r1", "in_progress", 0.2),
+                                step("r1", "assigned", 0.1)])  # fmt: skip
+    assert rejected == []
+    assert [(r["version"], r["status"]) for r in report_rows(out)] == [
+        (1, "received"), (3, "in_progress")]  # fmt: skip
+    events = out.tables[ddl.REPORT_EVENTS][1]
+    assert [(e[1], e[3]) for e in events] == [(1, "received"), (2, "assigned"), (3, "in_progress")]
+    # Redelivered, it changes nothing.
+    again, rejected = feed(part, [step("r1", "assigned", 0.1)])
+    assert rejected == [] and not again.tables
 
 
 def test_reassignment_changes_the_department() -> None:
@@ -168,14 +196,32 @@ def test_sla_breach_escalates_by_how_late_and_clears_on_resolution() -> None:
     assert "report_sla_breach/r1" not in part.alarms.state.machines
 
 
-def test_event_clock_runs_between_events_but_a_replay_uses_event_time() -> None:
+def test_a_replay_is_judged_in_its_own_time_and_an_old_open_report_against_today() -> None:
     part = partition()
-    feed(part, [received("old", category="kebakaran")], now=T0 + timedelta(days=10))
-    # Received long ago (2 h SLA) but seen only now: the clock is the event's time.
-    assert part.clock(T0 + timedelta(days=10)) == T0.timestamp()
+    # A fire report (2 h SLA) and its close 5 h later, replayed 10 days on in one burst: its
+    # breach runs in the report's own time (due at 2 h, 1.5x at 3 h, cleared at 5 h), and a
+    # tick in the middle of the burst judges nothing yet.
+    replay = T0 + timedelta(days=10)
     out = Emitted()
-    part.tick(T0 + timedelta(days=10, hours=3.5), out)  # 3.5 wall hours later
-    assert [(a.state.value, a.level) for a in out.alarms] == [("raised", "overdue long")]
+    part.handle(Message("reports.events", 0, 0, None,
+                        orjson.dumps(received("h", category="kebakaran"))), replay, out)  # fmt: skip
+    part.tick(replay + timedelta(seconds=1), out)
+    assert out.alarms == []
+    out, _ = feed(part, [step("h", "assigned", 1), step("h", "in_progress", 4),
+                         step("h", "resolved", 5)], now=replay + timedelta(seconds=2))  # fmt: skip
+    assert [(a.state.value, a.level, a.last_seen) for a in out.alarms] == [
+        ("raised", "overdue", T0 + timedelta(hours=2)),
+        ("updated", "overdue long", T0 + timedelta(hours=3)),
+        ("cleared", "normal", T0 + timedelta(hours=5)),
+    ]  # fmt: skip
+    # Received long ago and still open once quiet for the lateness: overdue today, each
+    # rung stamped at the instant the report passed it.
+    out, _ = feed(part, [received("old", category="kebakaran")], now=replay)
+    assert [(a.state.value, a.level, a.last_seen) for a in out.alarms] == [
+        ("raised", "overdue", T0 + timedelta(hours=2)),
+        ("updated", "overdue long", T0 + timedelta(hours=3)),
+        ("updated", "overdue far", T0 + timedelta(hours=6)),
+    ]  # fmt: skip
 
 
 def test_state_survives_a_checkpoint_round_trip() -> None:
@@ -234,7 +280,7 @@ def test_open_reports_nobody_closes_are_forgotten_with_their_sla_alarm_cleared(c
     feed(part, [received("r1", category="sampah"), received("r2", hours=1)])
     out = Emitted()
     part.tick(T0 + timedelta(days=2), out)
-    assert [(a.entity, a.state.value) for a in out.alarms] == [("r1", "raised")]
+    assert [(a.entity, a.state.value) for a in out.alarms] == [("r1", "raised"), ("r1", "updated")]
     late = T0 + timedelta(days=200)
     feed(part, [step("r2", "assigned", 200 * 24)], now=late)
     expiry = T0.timestamp() + memory_s

@@ -8,10 +8,9 @@ random batches with the state saved and restored between some; (d) with redelive
 ``ReplacingMergeTree ... FINAL`` shows them: the reports row with the highest version,
 the report_events row last written per (report, seq), each alarm's last version.
 
-The logic applies events in arrival order and dead-letters a step that arrives before
-the step it follows, and judges SLA breaches on the partition's clock, so today (b), (d)
-and (e) fail: that test is a strict xfail until the lifecycle is folded in event time and
-each report keeps its own clock; (c) holds and is tested on its own.
+Each report folds its steps in its own event time and judges what needs its whole past (a
+step that does not fit, SLA rungs, the close) once its clock less the lateness has passed,
+so every order gives the same rows.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -143,12 +141,6 @@ def same(got: Rows, expected: Rows) -> None:
             assert got[table].get(key) == expected[table].get(key), (table, key)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reports apply lifecycle steps in arrival order (a step that arrives before the "
-    "step it follows is dead-lettered), and SLA alarms run on the partition's clock, so "
-    "another source's newer reports change an older report's breach value",
-)
 @settings(max_examples=50, deadline=None)
 @given(first=feed("new", T0), second=feed("old", T0 - OLDER_S), seed=st.integers(0, 2**32 - 1))
 def test_rows_do_not_depend_on_arrival(
