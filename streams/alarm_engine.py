@@ -142,11 +142,15 @@ class AlarmEngine:
         context: Context | None = None,
         thresholds: Thresholds | None = None,
         base: float = 0.0,
+        stands_for_s: float = 0.0,
     ) -> list[Alarm]:
         """Advance the alarm of (kind, entity) with one sample; return its transitions.
 
         ``thresholds`` replaces the rule's (an entity with its own bands, e.g. a gauge);
-        ``base`` shifts them (a rule written relative to a per-entity limit).
+        ``base`` shifts them (a rule written relative to a per-entity limit);
+        ``stands_for_s``: how long one sample of a sparse source stands for (an hourly
+        gauge's reading is its hour), counted towards the rule's raise and clear durations,
+        so such a source is not an interval late.
         """
         if self.idle(kind, entity, value, thresholds, base):
             return []
@@ -175,7 +179,7 @@ class AlarmEngine:
                 if not m.level:
                     m.worst = value
             m.worst = value if sign * (value - m.worst) > 0 else m.worst
-            if ts - m.pending_since >= rule.min_duration_s:
+            if ts + stands_for_s - m.pending_since >= rule.min_duration_s:
                 if not m.level:
                     m.started, m.thresholds, m.version = m.pending_since, list(levels), 0
                     m.context = dict(context or {})
@@ -198,7 +202,7 @@ class AlarmEngine:
         if hold < m.level:
             if m.below_since is None:
                 m.below_since = ts
-            if ts - m.below_since >= rule.clear_duration_s:
+            if ts + stands_for_s - m.below_since >= rule.clear_duration_s:
                 m.below_since = None
                 if hold == 0:
                     out.append(
@@ -290,6 +294,18 @@ class AlarmEngine:
             return []
         at = max(ts, m.last_ts)
         return [self._emit(self.book.rule(kind), entity, m, AlarmState.CLEARED, reason, at)]
+
+    def forget_entity(self, kinds: Sequence[str], entity: str, ts: float | None = None,
+                      reason: Reason = Reason.SILENCE) -> list[Alarm]:  # fmt: skip
+        """Stop tracking every alarm of an entity dropped from state (e.g. taken out of its
+        registry): nothing could judge or clear them again, so open ones are cleared, at
+        ``ts`` or else at their last sample, rather than left open in the room for ever."""
+        out: list[Alarm] = []
+        for kind in kinds:
+            m = self.state.machines.get(f"{kind}/{entity}")
+            if m is not None:
+                out.extend(self.forget(kind, entity, m.last_ts if ts is None else ts, reason))
+        return out
 
     def command(self, cmd: AlarmCommand) -> list[Alarm]:
         """Apply a person's acknowledge or clear; a no-op unless this engine holds that alarm open."""

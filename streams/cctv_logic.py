@@ -28,6 +28,7 @@ import msgspec
 
 from schemas import clickhouse_ddl as ddl
 from schemas.alarm_rules import RuleBook
+from schemas.alarms import Alarm
 from schemas.catalog import CAMERA_EVENTS
 from schemas.cctv import CameraEvent, CameraRegistry, EventKind
 from schemas.deadletter import Reason
@@ -107,6 +108,7 @@ class CctvPartition(ItemPartition[CameraEvent]):
         }
         self.state = msgspec.json.decode(saved, type=CctvState) if saved else CctvState()
         self.alarms = AlarmEngine(book, self.state.alarms)
+        self._dropped: list[Alarm] = []  # cleared alarms of removed cameras, for the next tick
         self._on_load(time.time() if wall is None else wall)
 
     def _on_load(self, wall: float) -> None:
@@ -123,9 +125,9 @@ class CctvPartition(ItemPartition[CameraEvent]):
         for cid in sorted(gone - set(self.cameras)):
             log.warning("camera no longer in the registry: its state is dropped",
                         extra={"camera": cid})  # fmt: skip
-            self.state.cameras.pop(cid, None)
-            for kind in ALARM_KINDS:
-                self.alarms.state.machines.pop(f"{kind}/{cid}", None)
+            cam = self.state.cameras.pop(cid, None)
+            at = cam.clock.max_ts if cam is not None else None
+            self._dropped.extend(self.alarms.forget_entity(ALARM_KINDS, cid, at))
 
     def order(self, items: list[CameraEvent]) -> list[CameraEvent]:
         return sorted(items, key=lambda e: e.timestamp)
@@ -244,7 +246,9 @@ class CctvPartition(ItemPartition[CameraEvent]):
     def tick(self, now: datetime, out: Emitted) -> bool:
         """Every camera on its own clock: release, close incidents it has been quiet past,
         and forget cameras quiet past the eviction time."""
-        wall, changed = now.timestamp(), False
+        wall, changed = now.timestamp(), bool(self._dropped)
+        out.alarms.extend(self._dropped)
+        self._dropped = []
         for cid in sorted(self.state.cameras):
             cam = self.state.cameras[cid]
             if cam.clock.idle_s(wall) >= self.evict_after_s:

@@ -111,7 +111,6 @@ class FloodProcessor:
         """Drift: a station taken out of the registry loses its state and alarm machines when
         the state loads (nothing could judge or clear them); its open alarms are cleared,
         and those transitions are written at the next tick."""
-        machines = self.alarms.state.machines
         gone = set(self.state.stations) | self.alarms.entities(KINDS)
         cleared: list[Alarm] = []
         for sid in sorted(gone - set(self.registry)):
@@ -120,11 +119,8 @@ class FloodProcessor:
                 "flood station state dropped: the station is no longer in the registry",
                 extra={"station": sid},
             )
-            for kind in KINDS:
-                m = machines.get(f"{kind}/{sid}")
-                if m is not None:
-                    at = st.clock.max_ts if st and st.clock.max_ts is not None else m.last_ts
-                    cleared.extend(self.alarms.forget(kind, sid, at, AlarmReason.SILENCE))
+            at = st.clock.max_ts if st is not None else None
+            cleared.extend(self.alarms.forget_entity(KINDS, sid, at, AlarmReason.SILENCE))
         return cleared
 
     def offset(self, topic: str) -> int:
@@ -234,9 +230,10 @@ class FloodProcessor:
         context: Context = {"station": station.name, "river": station.river,
                             "kecamatan": self.kecamatan[sid], "lat": station.lat,
                             "lon": station.lon}  # fmt: skip
-        out.alarms.extend(
-            self.alarms.observe(FLOOD_LEVEL, sid, ts, value, context, thresholds=bands)
-        )
+        # Each reading stands for its station's cadence: an hourly gauge confirms a level
+        # (or its end) with one reading, not an hour late.
+        out.alarms.extend(self.alarms.observe(FLOOD_LEVEL, sid, ts, value, context,
+                                              thresholds=bands, stands_for_s=station.cadence_s))  # fmt: skip
         rise = self._rise(st, ts, value)
         if rise is None:
             return

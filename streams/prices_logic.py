@@ -4,7 +4,10 @@ the median of the previous days, and alarms for prices above the government ceil
 (HET/HAP), day-over-day spikes and markets that stopped reporting.
 
 Everything runs on the event clock (market days), so a replay of last month's file raises
-the alarms a live run would have raised."""
+the alarms a live run would have raised. Rows are written as observations arrive; alarms
+are judged observation by observation in event time once the city's clock, less the
+lateness, has passed them, so two observations swapped in transit raise what the in-order
+feed raises."""
 
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from streams.partition import ItemPartition
 from streams.pipeline import Emitted, Pipeline, Producer, StateKey
 from streams.sink import BaseSink
 from streams.validation import future_problem
+from streams.windows import settled_until
 
 PRICE_ABOVE_HET, PRICE_SPIKE, MARKET_SILENT = "price_above_het", "price_spike", "market_silent"
 
@@ -45,12 +49,33 @@ class Obs:
 
 
 @dataclass
+class Pending:
+    """An observation whose alarms are not yet judged."""
+
+    key: str
+    day: str
+    obs: Obs
+
+
+@dataclass
+class CityClock:
+    max_ts: float = float("-inf")
+    seen_at: float = 0.0  # wall time at which max_ts last advanced
+    arrived_at: float = 0.0  # wall time of the last observation
+
+
+@dataclass
 class PricesState:
     offset: int = -1
     # "market/commodity" → ISO day → the day's winning observation
     series: dict[str, dict[str, Obs]] = field(default_factory=dict)
-    city_days: dict[str, list[str]] = field(default_factory=dict)  # city → days any market reported
-    last_day: dict[str, str] = field(default_factory=dict)  # market → newest day it reported
+    # As judged (alarms), in event time: city → days any market reported; market → its
+    # newest day; series → the newest day's winner judged so far (day, then its rank).
+    city_days: dict[str, list[str]] = field(default_factory=dict)
+    last_day: dict[str, str] = field(default_factory=dict)
+    judged: dict[str, tuple[str, float, float, str, str, str]] = field(default_factory=dict)
+    pending: dict[str, list[Pending]] = field(default_factory=dict)  # city → to judge
+    clocks: dict[str, CityClock] = field(default_factory=dict)
     version_ms: int = 0  # rows' updated_at: when they were computed (shown, not compared)
     alarms: EngineState = field(default_factory=EngineState)
 
@@ -74,6 +99,7 @@ class PricesPartition(ItemPartition[PriceObservation]):
     def __init__(self, settings: Settings, book: RuleBook, markets: MarketRegistry,
                  commodities: CommodityRegistry, gazetteer: Gazetteer, saved: bytes | None = None) -> None:  # fmt: skip
         self.settings = settings
+        self.lateness = settings.window_allowed_lateness_s
         self.cfg = book.prices
         self.markets = markets.by_id()
         self.commodities = commodities.by_id()
@@ -119,25 +145,64 @@ class PricesPartition(ItemPartition[PriceObservation]):
             return None
         new = Obs(ob.price_idr, ob.observed_at.timestamp(), grade, ob.unit, ob.source)
         current = series.get(day)
-        # The later observation wins; the same instant twice is settled by content, so the
-        # winner never depends on which arrived first. A redelivery changes nothing.
-        if current is not None and _rank(current) >= _rank(new):
-            return None
-        series[day] = new
-        self._touched.add((ob.market_id, ob.commodity_id, day))
-        if day > self.state.last_day.get(ob.market_id, ""):
-            self.state.last_day[ob.market_id] = day
-        days = self.state.city_days.setdefault(market.city, [])
-        i = bisect.bisect_left(days, day)
-        if i == len(days) or days[i] != day:
-            days.insert(i, day)
-            del days[: max(0, len(days) - self.cfg.history_days)]
-        # Alarms see every observation, in the order the message lists them, not only the
-        # state a message ends with: how a feed is cut into messages must not change them.
-        if day == max(series):
-            self._price_alarms(key, out)
-        self._silence(market.city, out)
+        if current is not None and _rank(current) == _rank(new):
+            return None  # a redelivery changes nothing
+        # The later observation wins the day; the same instant twice is settled by content,
+        # so the winner never depends on which arrived first.
+        if current is None or _rank(new) > _rank(current):
+            series[day] = new
+            self._touched.add((ob.market_id, ob.commodity_id, day))
+        # Alarms see every observation, also one a later one has already beaten (it was the
+        # day's price for a while), in event time once settled: neither arrival order nor
+        # how a feed is cut into messages changes them.
+        wall = now.timestamp()
+        clock = self.state.clocks.setdefault(market.city, CityClock())
+        if new.observed_at > clock.max_ts:
+            clock.max_ts, clock.seen_at = new.observed_at, wall
+        clock.arrived_at = wall
+        pending = self.state.pending.setdefault(market.city, [])
+        item = Pending(key, day, new)
+        if item not in pending:
+            bisect.insort(pending, item, key=lambda p: (_rank(p.obs), p.key))
+        self._judge(market.city, now, out)
         return None
+
+    def _judge(self, city: str, now: datetime, out: Emitted) -> bool:
+        """Judge the city's observations its clock, less the lateness, has passed."""
+        pending = self.state.pending.get(city)
+        if not pending:
+            return False
+        c = self.state.clocks[city]
+        settled = settled_until(c.max_ts, c.seen_at, c.arrived_at, now.timestamp(), self.lateness)
+        n = 0
+        while n < len(pending) and pending[n].obs.observed_at < settled:
+            self._judge_one(city, pending[n], out)
+            n += 1
+        del pending[:n]
+        return n > 0
+
+    def _judge_one(self, city: str, p: Pending, out: Emitted) -> None:
+        market_id = p.key.split("/", 1)[0]
+        best = self.state.judged.get(p.key)
+        rank = (p.day, *_rank(p.obs))
+        if best is None or rank > tuple(best):
+            # The winner of the newest day so far, as of this observation.
+            self.state.judged[p.key] = rank
+            self._price_alarms(p.key, p.day, p.obs.price, out)
+        if p.day > self.state.last_day.get(market_id, ""):
+            self.state.last_day[market_id] = p.day
+        days = self.state.city_days.setdefault(city, [])
+        i = bisect.bisect_left(days, p.day)
+        if i == len(days) or days[i] != p.day:
+            days.insert(i, p.day)
+            del days[: max(0, len(days) - self.cfg.history_days)]
+        self._silence(city, out)
+
+    def tick(self, now: datetime, out: Emitted) -> bool:
+        changed = False
+        for city in list(self.state.pending):
+            changed |= self._judge(city, now, out)
+        return changed
 
     def _horizon(self, newest: str) -> str:
         return (date.fromisoformat(newest) - timedelta(days=self.cfg.history_days)).isoformat()
@@ -220,11 +285,9 @@ class PricesPartition(ItemPartition[PriceObservation]):
         return {"market": m.name, "city": m.city, "kecamatan": self.kecamatan[market_id],
                 "commodity": c.name if c else commodity_id, "day": day}  # fmt: skip
 
-    def _price_alarms(self, key: str, out: Emitted) -> None:
-        series = self.state.series[key]
-        day = max(series)
+    def _price_alarms(self, key: str, day: str, price: float, out: Emitted) -> None:
         market_id, commodity_id = key.split("/", 1)
-        price, ts = series[day].price, day_start(date.fromisoformat(day)).timestamp()
+        ts = day_start(date.fromisoformat(day)).timestamp()
         context = {**self._context(market_id, commodity_id, day), "price_idr": price}
         ceiling = self.cfg.ceilings.get(commodity_id)
         if ceiling is not None:

@@ -4,7 +4,10 @@ short for its method, one supplier winning again and again at one agency).
 
 Flags are one-shot findings: each is raised once per tender (or per agency and winner
 while the alarm is open) and stays until staff acknowledge and clear it; the tender
-remembers its flags, so a replayed or repeated release never raises one again.
+remembers its flags, so a replayed or repeated release never raises one again. A tender's
+findings are judged once its own clock, less the lateness, has passed their evidence (the
+period's announcement, the award), so terms amended within the lateness or bids that come
+just after the award are part of the judgement whatever order they arrived in.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from streams.partition import ItemPartition
 from streams.pipeline import Emitted, Pipeline, Producer, StateKey
 from streams.sink import BaseSink
 from streams.validation import future_problem
+from streams.windows import settled_until
 
 SINGLE_BIDDER = "tender_single_bidder"
 NEAR_HPS = "award_near_hps"
@@ -36,6 +40,7 @@ PERIOD_SHORT = "tender_period_short"
 REPEATED_WINNER = "repeated_winner"
 DAY_S = 86400.0
 MAX_BIDDERS_KEPT = 1000
+MAX_PERIODS_KEPT = 50
 
 
 @dataclass
@@ -73,8 +78,14 @@ class Tender:
     findings_crc: int = 0
     award_ts: float | None = None  # when the current winner was named
     period_ts: float | None = None  # when the current tender period was announced
+    # Every (time, start, end) a tender period was announced with, in event time: a period
+    # is judged on its own once it was in force for the lateness (not amended within it).
+    periods: list[tuple[float, float, float]] = field(default_factory=list)
+    periods_judged: int = 0
     first_ts: float = 0.0
     last_ts: float = 0.0
+    seen_at: float = 0.0  # wall time at which last_ts last advanced
+    arrived_at: float = 0.0  # wall time of its last event
     version: int = 0
     touched: float = 0.0  # wall clock of the last change: retention is by processing time
 
@@ -123,6 +134,7 @@ class ProcurementState:
     offset: int = -1
     tenders: dict[str, Tender] = field(default_factory=dict)
     wins: dict[str, list[Win]] = field(default_factory=dict)  # "agency/winner" → awards
+    unjudged: list[str] = field(default_factory=list)  # tenders with findings still to judge
     max_ts: float | None = None
     alarms: EngineState = field(default_factory=EngineState)
 
@@ -145,6 +157,7 @@ class ProcurementPartition(ItemPartition[TenderEvent]):
             msgspec.json.decode(saved, type=ProcurementState) if saved else ProcurementState()
         )
         self.alarms = AlarmEngine(book, self.state.alarms)
+        self.lateness = settings.window_allowed_lateness_s
         self._dirty: dict[str, Tender] = {}
 
     def order(self, items: list[TenderEvent]) -> list[TenderEvent]:
@@ -165,6 +178,10 @@ class ProcurementPartition(ItemPartition[TenderEvent]):
             return Reason.IMPOSSIBLE_VALUE, (
                 f"tender {ev.key} belongs to agency {t.agency_id!r}, event says {ev.agency_id!r}"
             )
+        wall = now.timestamp()
+        if ts > t.last_ts or t.arrived_at == 0.0:
+            t.seen_at = wall
+        t.arrived_at = wall
         new_win = self._merge(t, ev, ts)
         t.version = max(int(now.timestamp() * 1_000_000), t.version + 1)
         t.touched = now.timestamp()
@@ -176,7 +193,8 @@ class ProcurementPartition(ItemPartition[TenderEvent]):
         out.add(ddl.PROCUREMENT_EVENTS, ddl.TENDER_EVENT_COLUMNS,
                 [(ev.event_id, t.key, ev.kind.value, ev.ts, ev.source.value, ev.agency_id,
                   party_id, party_name, ev.amount, ev.currency or "", ev.connector)])  # fmt: skip
-        self._check_tender(t, out)
+        if t.key not in self.state.unjudged:
+            self.state.unjudged.append(t.key)
         if new_win:
             self._check_winner(t, out)
         return None
@@ -206,6 +224,10 @@ class ProcurementPartition(ItemPartition[TenderEvent]):
         if ev.tender_start is not None and ev.tender_end is not None:
             period = (_ts(ev.tender_start), _ts(ev.tender_end))
             # Dated by the first event (in event time) that announced the period it has now.
+            announced = (ts, *period)
+            if announced not in t.periods and len(t.periods) < MAX_PERIODS_KEPT:
+                t.periods.append(announced)  # type: ignore[arg-type]
+                t.periods.sort()
             if period == (t.tender_start, t.tender_end) and t.period_ts is not None:
                 t.period_ts = min(t.period_ts, ts)
                 newest("period")
@@ -250,18 +272,34 @@ class ProcurementPartition(ItemPartition[TenderEvent]):
                    "detail": detail}  # fmt: skip
         out.alarms.extend(self.alarms.observe(kind, entity, ts, 1.0, context))
 
-    def _check_tender(self, t: Tender, out: Emitted) -> None:
+    def _judge(self, now: datetime, out: Emitted) -> bool:
+        """Judge the findings of tenders whose evidence has settled; True if any changed."""
+        wall, changed, still = now.timestamp(), False, []
+        for key in self.state.unjudged:
+            t = self.state.tenders.get(key)
+            if t is None:
+                continue
+            settled = settled_until(t.last_ts, t.seen_at, t.arrived_at, wall, self.lateness)
+            flags = len(t.flags)
+            self._check_tender(t, settled, out)
+            if len(t.flags) != flags:
+                t.version = max(int(wall * 1_000_000), t.version + 1)
+                changed = True
+            if settled <= t.last_ts:
+                still.append(key)
+        changed |= len(still) != len(self.state.unjudged)
+        self.state.unjudged = still
+        return changed
+
+    def _check_tender(self, t: Tender, settled: float, out: Emitted) -> None:
         # A finding is dated by its evidence (the period's announcement, the award), not by
-        # whichever event completed it, so its row and alarm id do not depend on arrival.
+        # whichever event completed it, so its row and alarm id do not depend on arrival;
+        # and judged once that evidence has settled, on the tender as it then stands.
         cfg = self.cfg
         award_ts = t.award_ts if t.award_ts is not None else t.last_ts
-        days, floor = t.days(), cfg.min_days(t.method)
-        if PERIOD_SHORT not in t.flags and days is not None and floor is not None and days < floor:
-            t.flags.append(PERIOD_SHORT)
-            self._flag(PERIOD_SHORT, t.key, t, t.period_ts or t.first_ts, days, floor,
-                       f"tender period {days:.1f} days; {t.method} needs {floor:g}", out)  # fmt: skip
+        self._check_periods(t, settled, out)
         awarded = STAGE_RANK[TenderKind(t.stage)] >= STAGE_RANK[TenderKind.AWARDED]
-        if not awarded or not cfg.competitive(t.method):
+        if not awarded or not cfg.competitive(t.method) or award_ts + self.lateness >= settled:
             return
         bidders = t.bidders()
         if SINGLE_BIDDER not in t.flags and bidders and bidders <= cfg.single_bidder_max:
@@ -276,6 +314,26 @@ class ProcurementPartition(ItemPartition[TenderEvent]):
             self._flag(NEAR_HPS, t.key, t, award_ts, ratio, cfg.near_hps_ratio,
                        f"award {ratio:.2%} of the estimate {t.estimate_amount:,.2f}"
                        f" {t.estimate_currency}{converted}", out)  # fmt: skip
+
+    def _check_periods(self, t: Tender, settled: float, out: Emitted) -> None:
+        """Each announced period in turn, once the lateness after it has settled: one that
+        was then still in force (not amended within the lateness) and is too short for the
+        method is flagged, dated by its announcement."""
+        floor = self.cfg.min_days(t.method)
+        runs = [p for i, p in enumerate(t.periods) if i == 0 or p[1:] != t.periods[i - 1][1:]]
+        while t.periods_judged < len(runs):
+            ts, start, end = runs[t.periods_judged]
+            if ts + self.lateness >= settled:
+                return
+            nxt = runs[t.periods_judged + 1] if t.periods_judged + 1 < len(runs) else None
+            t.periods_judged += 1
+            if nxt is not None and nxt[0] <= ts + self.lateness:
+                continue  # amended before it was in force
+            days = (end - start) / DAY_S
+            if PERIOD_SHORT not in t.flags and floor is not None and days < floor:
+                t.flags.append(PERIOD_SHORT)
+                self._flag(PERIOD_SHORT, t.key, t, ts, days, floor,
+                           f"tender period {days:.1f} days; {t.method} needs {floor:g}", out)  # fmt: skip
 
     def _check_winner(self, t: Tender, out: Emitted) -> None:
         """Count each win of the pair among its wins up to it (in event time, within the
@@ -308,6 +366,10 @@ class ProcurementPartition(ItemPartition[TenderEvent]):
                        f" within {self.cfg.repeated_winner_window_days:g} days", out)  # fmt: skip
 
     def after(self, applied: list[TenderEvent], now: datetime, out: Emitted) -> None:
+        self._judge(now, out)
+        self._write(out)
+
+    def _write(self, out: Emitted) -> None:
         out.add(ddl.PROCUREMENT_TENDERS, ddl.TENDER_COLUMNS,
                 [self._row(t) for t in self._dirty.values()])  # fmt: skip
         for t in self._dirty.values():
@@ -337,7 +399,8 @@ class ProcurementPartition(ItemPartition[TenderEvent]):
         A forgotten tender's open flags, and a forgotten supplier's repeated-winner alarm,
         are cleared (reason silence): no later event could clear them, and their machines
         would otherwise stay in state for ever."""
-        changed = False
+        changed = self._judge(now, out)
+        self._write(out)
         now_ts = now.timestamp()
         retention = self.cfg.state_retention_days * DAY_S
         for key in [k for k, t in self.state.tenders.items() if t.touched < now_ts - retention]:

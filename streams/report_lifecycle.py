@@ -10,7 +10,7 @@ rows a report gets therefore depend on its steps, not on the order they came in.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -96,6 +96,7 @@ class Report(msgspec.Struct):
     version: int = 0  # of the citizen_reports row last written
     status: ReportStatus | None = None
     sla_points: int = 0  # SLA ladder points already judged
+    seq_base: int = 0  # report_events seqs written before this report was folded here
 
     def clock(self, now_ts: float) -> float:
         """The report's event clock: its newest step's time, run on by the wall time since
@@ -141,8 +142,31 @@ class Closed(msgspec.Struct):
 
     status: ReportStatus
     at: float
-    max_ts: float
-    seen_at: float
+    max_ts: float = 0.0
+    seen_at: float = 0.0
 
     def clock(self, now_ts: float) -> float:
         return self.max_ts + max(0.0, now_ts - self.seen_at)
+
+
+def from_saved_v1(old: dict[str, Any], sla_points: int) -> Report:
+    """A report saved before reports were folded (its current status only): rebuilt as the
+    shortest legal history that reaches that status, marked as already written, so the
+    next step continues its rows rather than rewriting them."""
+    status = ReportStatus(old["status"])
+    department = old["department"]
+    body = Body(category=old["category"], department=department, kecamatan=old["kecamatan"],
+                text=old["text"], lat=old["lat"], lon=old["lon"], photo_urls=old["photo_urls"],
+                channel=old["channel"], due=old["due"])  # fmt: skip
+    steps = [Step(ReportStatus.RECEIVED, old["received"], -1, body=body)]
+    if status is not ReportStatus.RECEIVED:
+        steps.append(Step(ReportStatus.ASSIGNED, old["updated"], -1, department=department))
+    if status is ReportStatus.IN_PROGRESS:
+        steps.append(Step(ReportStatus.IN_PROGRESS, old["updated"], -1))
+    steps[-1].actor, steps[-1].note = old.get("last_actor"), old.get("last_note")
+    version = int(old.get("version", len(steps)))
+    base = max(0, version - len(steps))
+    for i, s in enumerate(steps, base + 1):
+        s.seq, s.written_department = i, department
+    return Report(steps=steps, max_ts=old["updated"], seen_at=0.0, version=version,
+                  status=status, sla_points=sla_points, seq_base=base)  # fmt: skip

@@ -37,9 +37,19 @@ from streams.alarm_engine import AlarmEngine, Context, EngineState
 from streams.checkpoints import Checkpoints
 from streams.partition import ItemPartition
 from streams.pipeline import Emitted, Message, Pipeline, Producer, StateKey
-from streams.report_lifecycle import Applied, Body, Closed, Folded, Report, Step, Unfit
+from streams.report_lifecycle import (
+    Applied,
+    Body,
+    Closed,
+    Folded,
+    Report,
+    Step,
+    Unfit,
+    from_saved_v1,
+)
 from streams.sink import BaseSink
 from streams.validation import Rejection, future_problem
+from streams.windows import settled_until
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +88,25 @@ class ReportsPartition(ItemPartition[ReportEvent]):
         self.routing = routing
         self.departments = set(routing.departments)
         self.gazetteer = gazetteer
-        self.state = msgspec.json.decode(saved, type=ReportsState) if saved else ReportsState()
+        self.state = self._load(saved) if saved else ReportsState()
         self.alarms = AlarmEngine(book, self.state.alarms)
         self.ladder = [lv.raise_at for lv in book.rule(SLA_KIND).levels]
         self._offset = -1
+
+    @staticmethod
+    def _load(saved: bytes) -> ReportsState:
+        raw = msgspec.json.decode(saved)
+        old = {rid: r for rid, r in raw.get("open", {}).items() if "category" in r}
+        if not old:
+            return msgspec.json.decode(saved, type=ReportsState)
+        # Saved before reports were folded in event time: rebuild each open report.
+        raw["open"] = {rid: r for rid, r in raw["open"].items() if rid not in old}
+        state = msgspec.convert(raw, type=ReportsState)
+        for rid, r in old.items():
+            machine = state.alarms.machines.get(f"{SLA_KIND}/{rid}")
+            state.open[rid] = from_saved_v1(r, machine.level if machine else 0)
+        log.info("reports state upgraded", extra={"reports": len(old)})
+        return state
 
     def handle(self, msg: Message, now: datetime, out: Emitted) -> tuple[int, list[Rejection]]:
         self.state.topic, self.state.partition, self._offset = msg.topic, msg.partition, msg.offset
@@ -140,14 +165,8 @@ class ReportsPartition(ItemPartition[ReportEvent]):
         return None
 
     def _settled(self, report: Report, now: datetime) -> float:
-        """Up to this time every step of the report has arrived: its clock less the lateness;
-        and once no step has come for the lateness, the wall time less the lateness too (an
-        import of old reports still open is judged against today, not its own old time)."""
-        now_ts = now.timestamp()
-        settled = report.clock(now_ts) - self.lateness
-        if now_ts - report.arrived_at >= self.lateness:
-            settled = max(settled, now_ts - self.lateness)
-        return settled
+        return settled_until(report.max_ts, report.seen_at, report.arrived_at,
+                             now.timestamp(), self.lateness)  # fmt: skip
 
     @staticmethod
     def _reason(rid: str, u: Unfit) -> tuple[Reason, str]:
@@ -160,7 +179,7 @@ class ReportsPartition(ItemPartition[ReportEvent]):
         folded = report.fold()
         body = folded.body
         changed = False
-        for seq, a in enumerate(folded.applied, 1):
+        for seq, a in enumerate(folded.applied, report.seq_base + 1):
             s = a.step
             if (s.seq, s.written_department) == (seq, a.department):
                 continue
@@ -173,7 +192,7 @@ class ReportsPartition(ItemPartition[ReportEvent]):
             if u.step.seq:
                 u.step.seq, u.step.written_department, changed = 0, None, True
         if changed and body is not None:
-            n = len(folded.applied)
+            n = report.seq_base + len(folded.applied)
             report.version = n if n > report.version else report.version + 1
             out.add(ddl.CITIZEN_REPORTS, ddl.CITIZEN_REPORT_COLUMNS,
                     [self._row(rid, report.version, folded, body)])  # fmt: skip

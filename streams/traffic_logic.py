@@ -91,21 +91,22 @@ class TrafficPartition(ItemPartition[TrafficObservation]):
         }
         self.state = msgspec.json.decode(saved, type=TrafficState) if saved else TrafficState()
         self.alarms = AlarmEngine(book, self.state.alarms)
-        self._drop_removed_segments()
+        self._dropped = self._drop_removed_segments()
 
-    def _drop_removed_segments(self) -> None:
+    def _drop_removed_segments(self) -> list[Alarm]:
         """A segment removed from the registry while its state was saved: its windows can
-        no longer be described (road, free-flow speed), so they and its alarm machine go."""
+        no longer be described (road, free-flow speed), so they go, and an alarm it held
+        open is cleared (written at the next tick), as for every domain's entities."""
         stale = set(self.state.segments) | self.alarms.entities([CONGESTION])
+        cleared: list[Alarm] = []
         for sid in sorted(stale - set(self.segments)):
             windows = self.state.segments.pop(sid, None) or EntityWindows()
-            machine = self.alarms.state.machines.pop(_alarm_key(sid), None)
-            # An alarm it held open stays open in the table: a person clears it.
             log.warning(
                 "traffic state of a removed segment dropped",
-                extra={"segment": sid, "windows": len(windows.open) + len(windows.closed),
-                       "open_alarm": bool(machine and machine.level)},
-            )  # fmt: skip
+                extra={"segment": sid, "windows": len(windows.open) + len(windows.closed)},
+            )
+            cleared.extend(self.alarms.forget_entity([CONGESTION], sid, windows.clock.max_ts))
+        return cleared
 
     def apply(
         self, ob: TrafficObservation, now: datetime, out: Emitted
@@ -140,8 +141,8 @@ class TrafficPartition(ItemPartition[TrafficObservation]):
         evict segments quiet past the eviction time (their open windows written first)."""
         wall = now.timestamp()
         rows: list[tuple[Any, ...]] = []
-        alarms: list[Alarm] = []
-        changed = False
+        alarms: list[Alarm] = self._dropped
+        changed, self._dropped = bool(self._dropped), []
         for sid in list(self.state.segments):
             windows = self.state.segments[sid]
             evict = windows.clock.idle_s(wall) >= self.settings.entity_evict_after_s

@@ -64,6 +64,19 @@ class EntityClock(msgspec.Struct, array_like=True, gc=False):
         return max(0.0, wall - self.seen_at) if self.max_ts is not None else 0.0
 
 
+def settled_until(max_ts: float, seen_at: float, arrived_at: float, wall: float,
+                  lateness_s: float) -> float:  # fmt: skip
+    """Up to this time every event of an entity with a life of few, irregular events (a
+    report, a tender) has arrived: its clock less the lateness; and once nothing has come
+    for the lateness, the wall time less the lateness too. So a burst replaying whole
+    histories is judged in their own time, and an import of old, still open items against
+    today rather than their old time."""
+    settled = max_ts + max(0.0, wall - seen_at) - lateness_s
+    if wall - arrived_at >= lateness_s:
+        settled = max(settled, wall - lateness_s)
+    return settled
+
+
 class Slot(msgspec.Struct, Generic[A], array_like=True, gc=False):
     acc: A
     ids: list[int] = msgspec.field(default_factory=list)  # ms after the window start

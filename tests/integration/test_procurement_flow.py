@@ -51,6 +51,8 @@ async def test_procurement_replays_end_to_end_and_idempotently(
                     len(page["items"]) == page["total"] == 55
                     and len(ocds) == 2
                     and all(t["stage"] == "contract" for t in ocds)
+                    # Findings come once their evidence is past the lateness.
+                    and sum(len(t["flags"]) for t in ocds) == 3
                 )
                 return page if done else {}
 

@@ -93,6 +93,19 @@ def test_an_hourly_gauge_raises_flood_rise_over_the_hour_between_its_readings() 
     assert rise[0].started_at == at(T0 + 3 * 3600)
 
 
+def test_an_hourly_gauge_raises_and_clears_its_level_with_one_reading_each() -> None:
+    """A reading stands for its station's cadence: an hourly gauge is not an hour late."""
+    proc = processor()
+    out = Emitted()
+    for hour, level in enumerate([50, 150, 150, 60]):
+        out.merge(live(proc, "POLDER-TAMBAKLOROK", hour * 60, level))
+        if hour == 1:  # the first reading in siaga raises at once
+            assert kinds(out, "flood_level") == [("POLDER-TAMBAKLOROK", "raised", "siaga")]
+    level = [a for a in out.alarms if a.kind == "flood_level"]
+    assert (level[0].state.value, level[0].started_at) == ("raised", at(T0 + 3600))
+    assert [(a.state.value, a.last_seen) for a in level][-1] == ("cleared", at(T0 + 3 * 3600))
+
+
 def test_hourly_gauges_do_not_flap_silent_and_fast_ones_go_silent_in_seconds() -> None:
     proc = processor()
     out = Emitted()

@@ -13,6 +13,7 @@ from streams.prices_logic import PricesPartition
 
 D0 = date(2026, 11, 1)
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
+SETTLE = timedelta(seconds=Settings(_env_file=None).window_allowed_lateness_s + 1)  # type: ignore[call-arg]
 
 
 def ob(market: str, commodity: str, day: int, price: float, hour: int = 10, **kw: Any) -> dict[str, Any]:  # fmt: skip
@@ -33,6 +34,8 @@ def feed(part: PricesPartition, *messages: list[dict[str, Any]]) -> tuple[Emitte
     for offset, items in enumerate(messages, start=part.offset("p") + 1):
         msg = Message("prices.observations", 0, offset, None, orjson.dumps(items))
         rejected += part.handle(msg, NOW, out)[1]
+    # A moment past the lateness: alarms are judged once the observations have settled.
+    part.tick(NOW + SETTLE, out)
     return out, rejected
 
 

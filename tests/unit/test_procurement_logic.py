@@ -14,6 +14,7 @@ from streams.procurement_logic import ProcurementPartition
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "procurement"
 NOW = datetime(2027, 6, 1, tzinfo=UTC)
+SETTLE = timedelta(seconds=Settings(_env_file=None).window_allowed_lateness_s + 1)  # type: ignore[call-arg]
 OCID_1, OCID_2 = "OCDS-87SD3T-AD-SF-DRM-063-2015", "OCDS-87SD3T-AD-SF-DRM-065-2015"
 
 
@@ -29,7 +30,8 @@ def feed(part: ProcurementPartition, batches: Sequence[list[TenderEvent] | bytes
             b"[" + b",".join(e.model_dump_json().encode() for e in batch) + b"]")  # fmt: skip
         _, rej = part.handle(Message("procurement.tender-events", 0, offset, None, value), now, out)
         rejected += rej
-    part.tick(now, out)
+    # A moment past the lateness: findings are judged once their evidence has settled.
+    part.tick(now + SETTLE, out)
     return out, rejected
 
 

@@ -12,7 +12,6 @@ from collections.abc import Callable, Hashable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -51,10 +50,8 @@ def tender(draw: st.DrawFn, agency: str, tender_id: str, start: float) -> list[T
     """One tender's life in event-time order: an announcement (sometimes amended), bids, an
     award and sometimes a contract, with listing statuses that change as it goes.
 
-    Its terms (period, estimate) do not change and the award reports its bidders: a
-    finding is judged as soon as its evidence is in, so terms amended within the lateness,
-    bids counted only as they arrive, or a contract ahead of its award, can make a one-shot
-    finding depend on arrival (see test_a_finding_on_amended_terms_depends_on_arrival)."""
+    An addendum may amend the period, within the lateness or long after; findings are
+    judged once their evidence has settled, on the terms then in force."""
     ts = start
     method = draw(st.sampled_from(["Tender", "Pengadaan Langsung", "Tender Cepat"]))
     estimate = float(draw(st.sampled_from([100, 1000])))
@@ -72,8 +69,11 @@ def tender(draw: st.DrawFn, agency: str, tender_id: str, start: float) -> list[T
                 "tender_start": datetime.fromtimestamp(start, UTC),
                 "tender_end": datetime.fromtimestamp(start + period * DAY, UTC)}  # fmt: skip
     add("announced", **announce)
-    if draw(st.booleans()):  # an addendum: a new title and status, the same terms
-        add("announced", title=f"Paket {tender_id} (addendum)", status="Addendum")
+    if draw(st.booleans()):  # an addendum: a new title and status, maybe a new period
+        amended = draw(st.sampled_from([period, 1.0, 10.0]))
+        add("announced", title=f"Paket {tender_id} (addendum)", status="Addendum",
+            tender_start=datetime.fromtimestamp(start, UTC),
+            tender_end=datetime.fromtimestamp(start + amended * DAY, UTC))  # fmt: skip
     bidders = draw(st.lists(st.sampled_from(["b1", "b2", "b3"]), min_size=0, max_size=3))
     for b in bidders:
         add("bid", bidder_id=b, amount=estimate * 0.9, currency="IDR", status="Evaluasi")
@@ -209,19 +209,26 @@ def test_rows_do_not_depend_on_arrival(first: list[Timed], second: list[Timed], 
     same(one_by_one(mixed, wall, theirs), one_by_one(second, wall, theirs))
 
 
-@pytest.mark.xfail(strict=True, reason="findings are judged on arrival, not once settled")
-def test_a_finding_on_amended_terms_depends_on_arrival() -> None:
-    """Known and left: a 5-day period amended to 10 days a second later is short (flagged)
-    in order, but never flagged when the addendum arrives first."""
+def test_a_period_amended_within_the_lateness_is_judged_as_amended() -> None:
+    """A 5-day period amended to 10 days a second later was never in force: no finding,
+    whichever arrives first. Amended an hour later, the short period was in force: flagged,
+    dated by its announcement, in either order."""
     start = datetime.fromtimestamp(T0, UTC)
     terms = {"method": "Tender", "tender_start": start, "estimate_amount": 100.0,
              "estimate_currency": "IDR"}  # fmt: skip
-    events = [
-        _event("dpu", "t", 0, "announced", T0, **terms,
-               tender_end=datetime.fromtimestamp(T0 + 5 * DAY, UTC)),
-        _event("dpu", "t", 1, "announced", T0 + 1, **terms,
-               tender_end=datetime.fromtimestamp(T0 + 10 * DAY, UTC)),
-    ]  # fmt: skip
-    in_order = one_by_one(events, T0 + 60, {"dpu"})
-    assert in_order[ddl.PROCUREMENT_FLAGS]
-    same(one_by_one(events[::-1], T0 + 60, {"dpu"}), in_order)
+
+    def amended(after_s: float) -> list[Timed]:
+        return [
+            _event("dpu", "t", 0, "announced", T0, **terms,
+                   tender_end=datetime.fromtimestamp(T0 + 5 * DAY, UTC)),
+            _event("dpu", "t", 1, "announced", T0 + after_s, **terms,
+                   tender_end=datetime.fromtimestamp(T0 + 10 * DAY, UTC)),
+        ]  # fmt: skip
+
+    soon = amended(1.0)
+    assert not one_by_one(soon, T0 + 60, {"dpu"})[ddl.PROCUREMENT_FLAGS]
+    assert not one_by_one(soon[::-1], T0 + 60, {"dpu"})[ddl.PROCUREMENT_FLAGS]
+    later = amended(3600.0)
+    flags = one_by_one(later, T0 + 3660, {"dpu"})[ddl.PROCUREMENT_FLAGS]
+    assert [(k[0], r[8].timestamp()) for k, r in flags.items()] == [("tender_period_short", T0)]
+    same(one_by_one(later[::-1], T0 + 3660, {"dpu"}), one_by_one(later, T0 + 3660, {"dpu"}))

@@ -297,3 +297,22 @@ def test_open_reports_nobody_closes_are_forgotten_with_their_sla_alarm_cleared(c
     # A later step for the forgotten report is refused as unknown, not applied.
     _, rejected = feed(part, [step("r1", "assigned", 367 * 24)], now=T0 + timedelta(days=367))
     assert [r.reason for r in rejected] == [Reason.UNKNOWN_ENTITY]
+
+
+def test_reports_saved_before_folding_continue_their_rows() -> None:
+    """A checkpoint from before reports were folded in event time (current status only)."""
+    old = {"offset": 7, "open": {"r1": {
+        "status": "in_progress", "category": "jalan_rusak", "department": "Disperkim",
+        "kecamatan": "Semarang Selatan", "text": "lubang", "lat": -6.99, "lon": 110.42,
+        "photo_urls": [], "channel": "api", "received": T0.timestamp(),
+        "updated": T0.timestamp() + 3600, "due": T0.timestamp() + 72 * 3600, "version": 5,
+        "last_actor": "budi", "last_note": None}},
+        "closed": {"r0": {"status": "resolved", "at": T0.timestamp()}}}  # fmt: skip
+    part = partition(orjson.dumps(old))
+    assert part.offset("r") == 7 and part.state.closed["r0"].status == "resolved"
+    out, rejected = feed(part, [step("r1", "resolved", 2, note="beres")])
+    assert rejected == []
+    rows = report_rows(out)
+    assert [(r["version"], r["status"], r["department"]) for r in rows] == [
+        (6, "resolved", "Disperkim")]  # fmt: skip
+    assert [(e[1], e[3]) for e in out.tables[ddl.REPORT_EVENTS][1]] == [(6, "resolved")]

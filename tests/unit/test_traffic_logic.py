@@ -169,6 +169,10 @@ def test_a_segment_removed_from_the_registry_is_dropped_at_load(
     # Before: KeyError on the removed segment at the first tick.
     restored.tick(at(NOW.timestamp() + 3600), out)
     assert {r[0] for r in rows_of(out)} == {SEG}
+    # Its open alarm is cleared, not left open in the room for ever.
+    cleared = [(a.entity, a.state.value, a.reason.value) for a in out.alarms
+               if a.entity == "KALIGAWE-RAYA"]  # fmt: skip
+    assert cleared == [("KALIGAWE-RAYA", "cleared", "silence")]
 
 
 def test_a_segment_quiet_past_the_eviction_time_is_written_then_forgotten() -> None:
