@@ -148,9 +148,9 @@ class AlarmEngine:
 
         ``thresholds`` replaces the rule's (an entity with its own bands, e.g. a gauge);
         ``base`` shifts them (a rule written relative to a per-entity limit);
-        ``stands_for_s``: how long one sample of a sparse source stands for (an hourly
-        gauge's reading is its hour), counted towards the rule's raise and clear durations,
-        so such a source is not an interval late.
+        ``stands_for_s``: how long one sample stands for (a gauge's cadence); a source
+        whose samples are further apart than the rule's raise or clear duration meets it
+        with one sample, so an hourly gauge is not an hour late.
         """
         if self.idle(kind, entity, value, thresholds, base):
             return []
@@ -179,7 +179,10 @@ class AlarmEngine:
                 if not m.level:
                     m.worst = value
             m.worst = value if sign * (value - m.worst) > 0 else m.worst
-            if ts + stands_for_s - m.pending_since >= rule.min_duration_s:
+            # A source that samples less often than the duration confirms with one sample
+            # (its next comes a cadence later); a faster one is measured by its samples.
+            credit = stands_for_s if stands_for_s >= rule.min_duration_s else 0.0
+            if ts + credit - m.pending_since >= rule.min_duration_s:
                 if not m.level:
                     m.started, m.thresholds, m.version = m.pending_since, list(levels), 0
                     m.context = dict(context or {})
@@ -202,7 +205,8 @@ class AlarmEngine:
         if hold < m.level:
             if m.below_since is None:
                 m.below_since = ts
-            if ts + stands_for_s - m.below_since >= rule.clear_duration_s:
+            credit = stands_for_s if stands_for_s >= rule.clear_duration_s else 0.0
+            if ts + credit - m.below_since >= rule.clear_duration_s:
                 m.below_since = None
                 if hold == 0:
                     out.append(

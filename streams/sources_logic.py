@@ -1,13 +1,17 @@
 """Source freshness: connectors' heartbeats become a status row per connector instance and
 a ``source_silent`` alarm when a connector has published nothing for longer than its limit.
 
-Silence is judged on the wall clock (a silent source sends no events to advance an event
-clock) from the connector's own last-publish time, so it works whether the connector is
-alive but its upstream went quiet (heartbeats keep coming) or the connector is gone.
+Silence is measured from the connector's own last-publish time, so it works whether the
+connector is alive but its upstream went quiet (heartbeats keep coming) or the connector is
+gone. While heartbeats come, it is judged at each heartbeat in the heartbeat's own time,
+once the connector's clock less the lateness has passed it (so beats swapped in transit
+judge as in order); once no heartbeat has come for the lateness, on the wall clock (a
+connector that is gone sends nothing to move a clock).
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +30,7 @@ from streams.partition import ItemPartition
 from streams.pipeline import Emitted, Pipeline, Producer, StateKey
 from streams.sink import BaseSink
 from streams.validation import future_problem
+from streams.windows import settled_until
 
 SOURCE_SILENCE = Gauge(
     "sitroom_source_silence_seconds",
@@ -46,9 +51,30 @@ class Instance:
 
 
 @dataclass
+class Beat:
+    """A heartbeat not yet judged."""
+
+    at: float
+    instance: str
+    state: str
+    started: float
+    last_event: float | None
+
+
+@dataclass
+class BeatClock:
+    max_ts: float = float("-inf")
+    seen_at: float = 0.0  # wall time at which max_ts last advanced
+    arrived_at: float = 0.0  # wall time of the last heartbeat
+
+
+@dataclass
 class SourcesState:
     offset: int = -1
+    # Per connector, its instances as judged (heartbeats applied in their own time).
     connectors: dict[str, dict[str, Instance]] = field(default_factory=dict)
+    pending: dict[str, list[Beat]] = field(default_factory=dict)
+    clocks: dict[str, BeatClock] = field(default_factory=dict)
     alarms: EngineState = field(default_factory=EngineState)
 
 
@@ -87,6 +113,7 @@ class SourcesPartition(ItemPartition[SourceHeartbeat]):
     def __init__(self, settings: Settings, book: RuleBook, saved: bytes | None = None) -> None:
         self.settings = settings
         self.cfg = book.sources
+        self.lateness = settings.window_allowed_lateness_s
         self.state = msgspec.json.decode(saved, type=SourcesState) if saved else SourcesState()
         self.alarms = AlarmEngine(book, self.state.alarms)
 
@@ -94,14 +121,20 @@ class SourcesPartition(ItemPartition[SourceHeartbeat]):
         future = future_problem(hb.at, now, self.settings.max_future_s)
         if future:
             return future
-        instances = self.state.connectors.setdefault(hb.connector, {})
-        known = instances.get(hb.instance)
-        if known is not None and known.heartbeat > hb.at.timestamp():
-            return None  # an older beat delivered late says nothing new
+        at, wall = hb.at.timestamp(), now.timestamp()
+        known = self.state.connectors.get(hb.connector, {}).get(hb.instance)
+        if known is not None and known.heartbeat >= at:
+            return None  # older than one already judged: says nothing new
         last = hb.last_event_at.timestamp() if hb.last_event_at else None
-        instances[hb.instance] = Instance(
-            hb.state.value, hb.started_at.timestamp(), hb.at.timestamp(), last
-        )
+        beat = Beat(at, hb.instance, hb.state.value, hb.started_at.timestamp(), last)
+        pending = self.state.pending.setdefault(hb.connector, [])
+        if beat in pending:
+            return None  # redelivered
+        bisect.insort(pending, beat, key=lambda b: (b.at, b.instance))
+        clock = self.state.clocks.setdefault(hb.connector, BeatClock())
+        if at > clock.max_ts:
+            clock.max_ts, clock.seen_at = at, wall
+        clock.arrived_at = wall
         out.add(ddl.SOURCE_STATUS, ddl.SOURCE_STATUS_COLUMNS,
                 [(hb.connector, hb.instance, hb.state.value, hb.topics, hb.events_total,
                   hb.last_event_at, hb.started_at, hb.at)])  # fmt: skip
@@ -111,32 +144,54 @@ class SourcesPartition(ItemPartition[SourceHeartbeat]):
         now_ts = now.timestamp()
         before, changed = len(out.alarms), False
         stale_beat = 3 * self.settings.source_heartbeat_s
-        for connector, instances in self.state.connectors.items():
-            pruned = forget_old_instances(instances, now_ts)
-            changed = changed or pruned
-            judged = silence(instances, now_ts)
-            limit = self.cfg.limit_for(connector)
-            if judged is None:
-                SOURCE_SILENCE.labels(connector).set(0)
-                out.alarms.extend(self.alarms.observe("source_silent", connector, now_ts, 0.0))
+        for connector in sorted(set(self.state.connectors) | set(self.state.pending)):
+            instances = self.state.connectors.setdefault(connector, {})
+            clock = self.state.clocks.setdefault(connector, BeatClock())
+            settled = settled_until(clock.max_ts, clock.seen_at, clock.arrived_at, now_ts,
+                                    self.lateness)  # fmt: skip
+            pending = self.state.pending.get(connector, [])
+            n = 0
+            while n < len(pending) and pending[n].at < settled:
+                b = pending[n]
+                known = instances.get(b.instance)
+                if known is None or known.heartbeat < b.at:
+                    instances[b.instance] = Instance(b.state, b.started, b.at, b.last_event)
+                    self._judge(connector, instances, b.at, stale_beat, out)
+                n += 1
+            if n:
+                del pending[:n]
+                changed = True
+            if not pending:
+                self.state.pending.pop(connector, None)
+            if not instances:
                 continue
-            silent_s, newest = judged
-            SOURCE_SILENCE.labels(connector).set(silent_s)
-            alive = (
-                newest.state == ConnectorState.RUNNING and now_ts - newest.heartbeat < stale_beat
-            )
-            context: Context = {
-                "connector": connector,
-                "silent_s": round(silent_s, 1),
-                "limit_s": limit,
-                "connector_alive": alive,
-                "connector_state": newest.state if alive or newest.state != "running" else "lost",
-                "last_heartbeat_age_s": round(now_ts - newest.heartbeat, 1),
-            }
-            out.alarms.extend(
-                self.alarms.observe("source_silent", connector, now_ts, silent_s / limit, context)
-            )
+            changed = forget_old_instances(instances, now_ts) or changed
+            if now_ts - clock.arrived_at >= self.lateness:
+                self._judge(connector, instances, now_ts, stale_beat, out)
         return changed or len(out.alarms) > before
+
+    def _judge(self, connector: str, instances: dict[str, Instance], at: float,
+               stale_beat: float, out: Emitted) -> None:  # fmt: skip
+        judged = silence(instances, at)
+        limit = self.cfg.limit_for(connector)
+        if judged is None:
+            SOURCE_SILENCE.labels(connector).set(0)
+            out.alarms.extend(self.alarms.observe("source_silent", connector, at, 0.0))
+            return
+        silent_s, newest = judged
+        SOURCE_SILENCE.labels(connector).set(silent_s)
+        alive = newest.state == ConnectorState.RUNNING and at - newest.heartbeat < stale_beat
+        context: Context = {
+            "connector": connector,
+            "silent_s": round(silent_s, 1),
+            "limit_s": limit,
+            "connector_alive": alive,
+            "connector_state": newest.state if alive or newest.state != "running" else "lost",
+            "last_heartbeat_age_s": round(at - newest.heartbeat, 1),
+        }
+        out.alarms.extend(
+            self.alarms.observe("source_silent", connector, at, silent_s / limit, context)
+        )
 
 
 def sources_pipeline(

@@ -4,16 +4,16 @@ interleaved; (c) in random batches with the state saved and restored at random p
 (d) with redeliveries; (e) beside a replay of another connector's heartbeats hours older.
 
 What is compared: ``source_status`` as ReplacingMergeTree(heartbeat_at) ... FINAL shows it,
-and, after a closing tick, each connector's judged silence and its alarm level. The alarm
-rows emitted *while* the feed is read are left out on purpose: silence is judged on the
-wall clock at arrival (a silent source sends nothing to move an event clock), so a
-heartbeat that arrives before a newer one legitimately counts as news for a moment.
+every alarm row (the last version of each alarm) emitted while the feed is read and at a
+closing tick, and then each connector's judged silence and its alarm level. Heartbeats are
+judged in their own time once settled, so one that arrives before an older one does not
+count as news for a moment.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from schemas.alarm_rules import load_rules
 from schemas.settings import Settings
 from schemas.sources import ConnectorState, SourceHeartbeat
-from streams.pipeline import Emitted, Message
+from streams.pipeline import Emitted, Message, alarm_row
 from streams.sources_logic import SourcesPartition, silence
 from tests.unit import stream_orders as orders
 
@@ -74,6 +74,7 @@ class Run:
         self.part = SourcesPartition(SETTINGS, BOOK)
         self.now = datetime.fromtimestamp(WALL, UTC)
         self.status: list[Sequence[Any]] = []
+        self.alarms: list[Sequence[Any]] = []
 
     def batch(self, events: Sequence[Timed]) -> None:
         out = Emitted()
@@ -84,24 +85,30 @@ class Run:
             assert rejected == []
         self.part.tick(self.now, out)
         self.status += out.tables.get("source_status", ((), []))[1]
+        self.alarms += [alarm_row(a) for a in out.alarms]
 
     def restore(self) -> None:
         self.part = SourcesPartition(SETTINGS, BOOK, self.part.dumps())
 
-    def result(self, connectors: Sequence[str]) -> tuple[dict[Hashable, tuple[Any, ...]], Judged]:
-        self.part.tick(datetime.fromtimestamp(CLOSE, UTC), Emitted())
+    def result(self, connectors: Sequence[str]) -> tuple[Any, Any, Judged]:
+        out = Emitted()
+        self.part.tick(datetime.fromtimestamp(CLOSE, UTC), out)
+        self.alarms += [alarm_row(a) for a in out.alarms]
         rows = orders.last_versions(
             [r for r in self.status if r[0] in connectors], lambda r: (r[0], r[1]), lambda r: r[7]
+        )
+        alarms = orders.last_versions(
+            [r for r in self.alarms if r[2] in connectors], lambda r: r[0], lambda r: r[10]
         )
         judged: Judged = {}
         for c in connectors:
             s = silence(self.part.state.connectors[c], CLOSE)
             m = self.part.state.alarms.machines.get(f"source_silent/{c}")
             judged[c] = (s and (s[0], s[1].state, s[1].started), m.level if m else 0)
-        return rows, judged
+        return rows, alarms, judged
 
 
-def one_by_one(events: Sequence[Timed], connectors: Sequence[str]) -> tuple[Any, Judged]:
+def one_by_one(events: Sequence[Timed], connectors: Sequence[str]) -> tuple[Any, Any, Judged]:
     run = Run()
     for e in events:
         run.batch([e])
