@@ -69,6 +69,7 @@ class BatchConsumer(Service):
             self.routes[spec.name] = pipeline
         pipeline.highwater = self.highwater
         pipeline.checkpoint_every_s = self.settings.checkpoint_interval_s
+        pipeline.overlap_flush = True
 
     def assignment(self) -> set[TopicPartition]:
         return set(self._assigned)

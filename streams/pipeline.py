@@ -4,7 +4,9 @@ A domain supplies processors (one per unit of state, usually a Kafka partition) 
 messages into rows, alarm transitions and rejections. ``handle_batch`` returns only when
 everything the batch caused is durable (dead letters and alarm transitions acknowledged
 by the broker, rows in ClickHouse, and, unless ``checkpoint_every_s`` defers it, state
-checkpointed); the caller acknowledges no more than ``durable_offsets()``. A crash
+checkpointed), or, with ``overlap_flush``, once its rows are on their way (they are stored
+while the next batch is handled); either way the caller acknowledges no more than
+``durable_offsets()``, which counts a batch only once its rows are stored. A crash
 anywhere replays from the last checkpoint, and the replay is harmless: rows are keyed,
 alarm ids deterministic, and messages already in the restored checkpoint are skipped.
 """
@@ -89,6 +91,11 @@ class Pipeline:
         # between checkpoints rows are written (idempotent) and a crash replays them.
         self.checkpoint_every_s = 0.0
         self._unsaved: dict[StateKey, Processor] = {}
+        # The batch consumer's pipelines store a batch's rows while the next batch is
+        # handled: ClickHouse works without the GIL meanwhile. A checkpoint is only taken
+        # once every row the state reflects is stored (see _settle).
+        self.overlap_flush = False
+        self._inflight: asyncio.Future[None] | None = None
         self._last_saved = time.monotonic()
         self._handled: dict[tuple[str, int], int] = {}  # newest offset handled
         self._durable: dict[tuple[str, int], int] = {}  # newest offset in a checkpoint
@@ -141,6 +148,7 @@ class Pipeline:
         """Load the state of newly assigned partitions now, not at their first message:
         restored windows of a partition that receives nothing more must still close."""
         async with self._lock:
+            await self._settle()
             self._check_healthy()
             out = Emitted()
             for key in sorted({self.state_key(t, p) for t, p in partitions}):
@@ -153,6 +161,7 @@ class Pipeline:
         was loaded by), so the old owner stops ticking it and never overwrites the new
         owner's checkpoint."""
         async with self._lock:
+            await self._settle(quiet=True)
             keys = {self.state_key(t, p) for t, p in partitions}
             if self._failed is None and keys & self._unsaved.keys():
                 await self._save({k: v for k, v in self._unsaved.items() if k in keys})
@@ -189,11 +198,13 @@ class Pipeline:
     async def save_now(self) -> None:
         """Checkpoint every state with unsaved changes (a clean stop)."""
         async with self._lock:
+            await self._settle(quiet=True)
             if self._failed is None and self._unsaved:
                 await self._save(dict(self._unsaved))
 
     async def handle_batch(self, messages: list[Message]) -> None:
         async with self._lock:
+            await self._save_if_due()
             self._check_healthy()
             started = time.perf_counter()
             out = Emitted()
@@ -201,7 +212,7 @@ class Pipeline:
             touched: dict[StateKey, Processor] = {}
             now = self.clock()
             groups: dict[StateKey, list[Message]] = {}
-            handled = dict(self._handled)  # becomes ours once the batch is stored
+            handled: dict[tuple[str, int], int] = {}  # counted once the batch is stored
             for msg in messages:
                 groups.setdefault(self.state_key(msg.topic, msg.partition), []).append(msg)
                 tp = (msg.topic, msg.partition)
@@ -286,6 +297,7 @@ class Pipeline:
         replay, or the silence of a source that stopped, would wait for an event that
         never comes."""
         async with self._lock:
+            await self._save_if_due()
             self._check_healthy()
             out = Emitted()
             touched: dict[StateKey, Processor] = {}
@@ -415,12 +427,57 @@ class Pipeline:
                 self.sink.add(table, columns, rows[i : i + self.sink_chunk])
                 if self.sink.due():
                     await self.sink.flush()
+        if self.overlap_flush:
+            self._inflight = asyncio.ensure_future(self._stored(self._inflight, touched, handled))
+            return
         await self.sink.flush()
+        self._mark_stored(touched, handled)
+        if self._checkpoint_due():
+            await self._save(dict(self._unsaved))
+
+    async def _stored(self, before: asyncio.Future[None] | None,
+                      touched: dict[StateKey, Processor],
+                      handled: dict[tuple[str, int], int] | None) -> None:  # fmt: skip
+        """Store a batch's rows after the batch before it, then count it as handled."""
+        try:
+            if before is not None:
+                await before
+            await self.sink.flush()
+        except BaseException as exc:
+            self._failed = exc
+            raise
+        self._mark_stored(touched, handled)
+
+    def _mark_stored(self, touched: dict[StateKey, Processor],
+                     handled: dict[tuple[str, int], int] | None) -> None:  # fmt: skip
         self._unsaved.update(touched)
-        if handled is not None:
-            self._handled = handled
+        for tp, offset in (handled or {}).items():
+            if offset > self._handled.get(tp, -1):
+                self._handled[tp] = offset
+
+    def _checkpoint_due(self) -> bool:
         every = self.checkpoint_every_s
-        if self._unsaved and (every <= 0 or time.monotonic() - self._last_saved >= every):
+        return bool(self._unsaved) and (every <= 0 or time.monotonic() - self._last_saved >= every)
+
+    async def _settle(self, quiet: bool = False) -> None:
+        """Wait until the rows of every batch handled so far are stored. ``quiet``: a
+        failure is left to ``_failed`` (a stop or a revoke goes on without saving)."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is None:
+            return
+        try:
+            await inflight
+        except BaseException:
+            if not quiet:
+                raise
+
+    async def _save_if_due(self) -> None:
+        """With overlapping flushes, the checkpoint waits for the stored rows to catch up
+        with the state, before the next batch moves the state on again."""
+        if not self.overlap_flush or time.monotonic() - self._last_saved < self.checkpoint_every_s:
+            return
+        await self._settle()
+        if self._failed is None and self._unsaved:
             await self._save(dict(self._unsaved))
 
     async def _save(self, procs: dict[StateKey, Processor]) -> None:

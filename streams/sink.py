@@ -58,6 +58,7 @@ class ClickHouseSink(BaseSink):
         self._buffers: dict[str, tuple[Sequence[str], list[Sequence[Any]]]] = {}
         self._pending = 0
         self._oldest: float | None = None
+        self._flushing = asyncio.Lock()
 
     @property
     def pending_rows(self) -> int:
@@ -80,17 +81,31 @@ class ClickHouseSink(BaseSink):
         return self._oldest is not None and time.monotonic() - self._oldest >= self.max_delay_s
 
     async def flush(self) -> None:
-        if not self._pending:
-            return
-        started = time.perf_counter()
-        for table in list(self._buffers):
-            columns, rows = self._buffers[table]
-            await self._insert_with_retry(table, columns, rows)
-            del self._buffers[table]
-            self._pending -= len(rows)
-            SINK_ROWS.labels(table).inc(len(rows))
-        self._oldest = None
-        SINK_FLUSH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
+        """Store what is buffered now. Rows added while this runs (the stream handling its
+        next batch) wait for the next flush; flushes run one at a time, in order, so a
+        table's rows reach ClickHouse in the order they were added."""
+        async with self._flushing:
+            if not self._pending:
+                return
+            started = time.perf_counter()
+            buffers, self._buffers = self._buffers, {}
+            self._pending, self._oldest = 0, None
+            try:
+                while buffers:
+                    table = next(iter(buffers))
+                    columns, rows = buffers[table]
+                    await self._insert_with_retry(table, columns, rows)
+                    del buffers[table]
+                    SINK_ROWS.labels(table).inc(len(rows))
+            except BaseException:
+                # What was not stored stays buffered, ahead of what was added since.
+                for table, (columns, rows) in self._buffers.items():
+                    buffers.setdefault(table, (columns, []))[1].extend(rows)
+                self._buffers = buffers
+                self._pending = sum(len(rows) for _, rows in buffers.values())
+                self._oldest = time.monotonic()
+                raise
+            SINK_FLUSH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
 
     async def _insert_with_retry(
         self, table: str, columns: Sequence[str], rows: list[Sequence[Any]]

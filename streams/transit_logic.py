@@ -25,7 +25,7 @@ from schemas.settings import Settings
 from schemas.transit import Position, VehiclePosition
 from streams.alarm_engine import AlarmEngine, Context, EngineState
 from streams.speed import Anchor, FixQuality, SpeedRules, observe
-from streams.windows import EntityWindows, Placement, Reorder, WindowPolicy
+from streams.windows import EntityWindows, Placement, Reorder, Slot, WindowPolicy
 
 WINDOW_S = 60
 OVERSPEED = "overspeed"
@@ -174,12 +174,33 @@ class TransitProcessor:
         self.partition = partition
         self.state = state or PartitionState()
         self.alarms = AlarmEngine(rules.book, self.state.alarms)
+        # Hot-path lookups, once per corridor or vehicle rather than once per fix.
+        self._limits: dict[str, float] = {}
+        self._alarm_keys: dict[str, str] = {}
+        rule = rules.book.rule(OVERSPEED)
+        assert rule.direction.value == "above"
+        # Below this much over its limit, a bus with no overspeed machine is normal.
+        self._over_floor = min((lv.raise_at for lv in rule.levels), default=float("inf"))
+
+    def _limit(self, corridor: str) -> float:
+        limit = self._limits.get(corridor)
+        if limit is None:
+            limit = self._limits[corridor] = self.rules.limit_for(corridor)
+        return limit
 
     def apply(
-        self, pos: VehiclePosition | Position, out: Outputs, wall: float, kecamatan: str = ""
+        self,
+        pos: VehiclePosition | Position,
+        out: Outputs,
+        wall: float,
+        kecamatan: str = "",
+        ts: float | None = None,
     ) -> bool:
-        """Take one valid position; False when it is past the correction horizon (late)."""
-        vid, ts = pos.vehicle_id, pos.ts
+        """Take one valid position (``ts``: its time, when the caller has it already);
+        False when it is past the correction horizon (late)."""
+        vid = pos.vehicle_id
+        if ts is None:
+            ts = pos.ts
         vehicle = self.state.vehicles.get(vid)
         if vehicle is None:
             vehicle = self.state.vehicles[vid] = VehicleState()
@@ -215,7 +236,7 @@ class TransitProcessor:
         if placement is Placement.DUPLICATE or slot is None:
             out.duplicates += 1
             return True
-        limit = self.rules.limit_for(fix.corridor)
+        limit = self._limit(fix.corridor)
         slot.acc.corridor, slot.acc.limit_kmh = fix.corridor, limit
         slot.acc.positions += 1
         out.corrections += 1
@@ -229,7 +250,8 @@ class TransitProcessor:
         wm = self.policy.watermark(vehicle.windows.clock, wall)
         for ts, fix in vehicle.held.release(wm):
             self._release(vid, vehicle, ts, fix, wall, out)
-        self._emit_due(vid, vehicle, wall, out)
+        # Releasing never moves the clock (released fixes are behind it): the same mark.
+        self._emit(vid, self.policy.due_at(vehicle.windows, wm), out)
 
     def _release(
         self, vid: str, vehicle: VehicleState, ts: float, fix: Fix, wall: float, out: Outputs
@@ -245,7 +267,7 @@ class TransitProcessor:
         if (obs.speed_kmh, bad) != (fix.speed_written, fix.bad_written):
             # It arrived out of order: event-time order corrects the row written at arrival.
             out.positions.append(_position_row(vid, ts, fix, obs.speed_kmh, bad))
-        limit = self.rules.limit_for(fix.corridor)
+        limit = self._limit(fix.corridor)
         slot.acc.corridor, slot.acc.limit_kmh = fix.corridor, limit
         if bad or obs.quality is FixQuality.STALE:
             # Counted as a position of the window, not as a speed sample.
@@ -254,7 +276,14 @@ class TransitProcessor:
             out.stale += not bad
             return
         speed = obs.speed_kmh
-        if speed is not None and not self.alarms.idle(OVERSPEED, vid, speed, base=limit):
+        key = self._alarm_keys.get(vid)
+        if key is None:
+            key = self._alarm_keys[vid] = f"{OVERSPEED}/{vid}"
+        # What AlarmEngine.idle decides, without a call per fix: a normal speed of a bus
+        # with no overspeed machine does nothing.
+        if speed is not None and (
+            speed > self._over_floor + limit or key in self.alarms.state.machines
+        ):
             context: Context = {
                 "corridor": fix.corridor, "route_id": fix.route_id, "trip_id": fix.trip_id,
                 "lat": fix.lat, "lon": fix.lon, "limit_kmh": limit,
@@ -269,7 +298,11 @@ class TransitProcessor:
     def _emit_due(
         self, vid: str, vehicle: VehicleState, wall: float, out: Outputs, force: bool = False
     ) -> None:
-        for start, slot in self.policy.due(vehicle.windows, wall, force):
+        self._emit(vid, self.policy.due(vehicle.windows, wall, force), out)
+
+    @staticmethod
+    def _emit(vid: str, due: list[tuple[int, Slot[VehicleAcc]]], out: Outputs) -> None:
+        for start, slot in due:
             v = slot.acc
             mean = v.speed_sum / v.speed_samples if v.speed_samples else None
             row = (vid, _dt(start), v.corridor, v.positions, v.speed_samples, mean, v.max_speed,
@@ -299,6 +332,7 @@ class TransitProcessor:
             out.alarms.extend(self.alarms.sweep(now, [f"{OVERSPEED}/{vid}"]))
         self.alarms.drop_pending(OVERSPEED, vid)
         del self.state.vehicles[vid]
+        self._alarm_keys.pop(vid, None)
         out.evicted += 1
 
     def flush(self, wall: float, out: Outputs) -> None:

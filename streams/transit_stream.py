@@ -72,13 +72,14 @@ class TransitPartition:
             for pos in good:
                 kecamatan, i = districts[i], i + 1
                 problem = None
+                ts = pos.ts
                 if (area is not None and not area.contains(pos.lon, pos.lat)) or (
-                    pos.ts > newest_allowed
+                    ts > newest_allowed
                 ):
                     problem = check_position(pos, area, now, max_future_s)
                 if problem is None:
                     try:
-                        if not self.proc.apply(pos, buf, wall, kecamatan or ""):
+                        if not self.proc.apply(pos, buf, wall, kecamatan or "", ts):
                             buf.late += 1
                             problem = (Reason.LATE, self._late_detail(pos))
                     except Exception as exc:  # counted with its dead letter

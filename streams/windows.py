@@ -148,7 +148,12 @@ class WindowPolicy:
         """Close the windows the watermark has passed (all open ones when ``force``) and
         return every window to emit now: newly closed ones and corrected ones. Closed
         windows past the correction horizon are forgotten."""
-        wm = self.watermark(w.clock, wall)
+        return self.due_at(w, self.watermark(w.clock, wall), force)
+
+    def due_at(
+        self, w: EntityWindows[A], wm: float | None, force: bool = False
+    ) -> list[tuple[int, Slot[A]]]:
+        """:meth:`due` at a watermark the caller has already computed."""
         if wm is None:
             return []
         limit = self.start_of(wm)
@@ -188,6 +193,10 @@ class Reorder(msgspec.Struct, Generic[T], array_like=True):
 
     def add(self, ts: float, item: T) -> bool:
         """Hold an event; False when one with the same time is already held."""
+        pending = self.pending
+        if not pending or ts > pending[-1][0]:
+            pending.append((ts, item))  # the common case: in order
+            return True
         i = bisect.bisect_left(self.pending, ts, key=lambda p: p[0])
         if i < len(self.pending) and self.pending[i][0] == ts:
             return False
@@ -200,9 +209,16 @@ class Reorder(msgspec.Struct, Generic[T], array_like=True):
             released, self.pending = self.pending, []
         elif watermark is None:
             return []
+        elif not self.pending or self.pending[0][0] >= watermark:
+            # The common case, once per event: nothing to release yet.
+            if self.released_until is None or watermark > self.released_until:
+                self.released_until = watermark
+            return []
         else:
-            n = bisect.bisect_left(self.pending, watermark, key=lambda p: p[0])
-            released, self.pending = self.pending[:n], self.pending[n:]
+            pending, n = self.pending, 0
+            while n < len(pending) and pending[n][0] < watermark:
+                n += 1  # few are held: a scan beats a bisect here
+            released, self.pending = pending[:n], pending[n:]
         marks = [m for m in (watermark, released[-1][0] if released else None) if m is not None]
         if marks and (self.released_until is None or max(marks) > self.released_until):
             self.released_until = max(marks)

@@ -1,5 +1,6 @@
 """The pipeline's ordering and offset handling, with in-memory sink/checkpoints/producer."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -253,3 +254,69 @@ async def test_with_a_checkpoint_interval_rows_are_written_but_offsets_wait_for_
     # Revoking checkpoints first: the next owner starts where this state ends.
     await pipe.release([(TOPIC, 0)])
     assert cps.saved[(TOPIC, 0)].offset == 14 and pipe.durable_offsets() == {(TOPIC, 0): 15}
+
+
+class GatedSink(MemorySink):
+    """Stores what was added before a flush began, once the gate opens."""
+
+    def __init__(self, fail_times: int = 0) -> None:
+        super().__init__(fail_times)
+        self.gate = asyncio.Event()
+
+    async def flush(self) -> None:
+        taken, self.buffer = self.buffer, []
+        await self.gate.wait()
+        held, self.buffer = self.buffer, taken
+        try:
+            await super().flush()
+        finally:
+            self.buffer = held + self.buffer
+
+
+def stored_offsets(sink: MemorySink) -> int:
+    return len(sink.rows("transit_positions"))
+
+
+async def test_overlapping_flushes_count_a_batch_only_once_its_rows_are_stored() -> None:
+    sink, cps, prod = GatedSink(), MemoryCheckpoints(), MemoryProducer()
+    pipe = make(sink, cps, prod)
+    pipe.overlap_flush, pipe.checkpoint_every_s = True, 3600.0
+    await pipe.assign([(TOPIC, 0)])
+    msgs = speeding_messages()
+    # The next batch is handled while the rows of the one before are still on their way.
+    await pipe.handle_batch(msgs[:6])
+    await pipe.handle_batch(msgs[6:])
+    assert stored_offsets(sink) == 0 and pipe.durable_offsets() == {}
+    sink.gate.set()
+    await pipe.save_now()  # waits for the stored rows, then checkpoints
+    assert stored_offsets(sink) == 13
+    assert cps.saved[(TOPIC, 0)].offset == 12 and pipe.durable_offsets() == {(TOPIC, 0): 13}
+
+
+async def test_with_overlapping_flushes_a_checkpoint_never_runs_ahead_of_stored_rows() -> None:
+    sink, cps, prod = GatedSink(), MemoryCheckpoints(), MemoryProducer()
+    pipe = make(sink, cps, prod)
+    pipe.overlap_flush, pipe.checkpoint_every_s = True, 0.0  # a checkpoint due every batch
+    sink.gate.set()
+    msgs = speeding_messages()
+    for i in range(0, 13, 3):
+        await pipe.handle_batch(msgs[i : i + 3])
+        saved = cps.saved.get((TOPIC, 0))
+        # Every fix the checkpointed state has taken is in the table.
+        assert saved is None or saved.offset < stored_offsets(sink)
+    await pipe.save_now()
+    assert cps.saved[(TOPIC, 0)].offset == 12 == stored_offsets(sink) - 1
+
+
+async def test_a_failed_overlapping_flush_stops_the_next_batch_and_saves_nothing() -> None:
+    sink, cps, prod = GatedSink(fail_times=1), MemoryCheckpoints(), MemoryProducer()
+    pipe = make(sink, cps, prod)
+    pipe.overlap_flush, pipe.checkpoint_every_s = True, 0.0
+    sink.gate.set()
+    msgs = speeding_messages()
+    await pipe.handle_batch(msgs[:6])  # its flush fails in the background
+    with pytest.raises(RuntimeError):
+        await pipe.handle_batch(msgs[6:])
+    assert cps.saves == 0 and pipe.durable_offsets() == {}
+    await pipe.save_now()  # a stop after the failure saves nothing either
+    assert cps.saves == 0
