@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from connectors.metrics import LAST_EVENT, PUBLISHED, REJECTED
 from schemas.catalog import DEAD_LETTER, SOURCE_HEARTBEATS, TopicSpec
 from schemas.sources import ConnectorState, SourceHeartbeat
+from sitroom.logs import WarningSummary
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,8 @@ class KafkaPublisher:
             client_id=f"sitroom-{connector}",
         )
         self._partitions: dict[str, int] = {}
+        # A bad file refuses record after record: one line per reason per interval.
+        self._refusals = WarningSummary(log, "source record dead-lettered")
 
     async def start(self) -> None:
         await self._producer.start()
@@ -70,6 +73,7 @@ class KafkaPublisher:
             self._beating = asyncio.create_task(self._beat(), name=f"{self.connector}-heartbeat")
 
     async def stop(self) -> None:
+        self._refusals.flush()
         if self._beating is not None:
             self._beating.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -83,6 +87,7 @@ class KafkaPublisher:
         await self._producer.stop()
 
     async def heartbeat(self) -> None:
+        self._refusals.flush(time.monotonic())
         beat = SourceHeartbeat(
             connector=self.connector,
             instance=self._instance,
@@ -152,15 +157,8 @@ class KafkaPublisher:
     async def dead_letter(self, raw: bytes, reason: str, detail: str, source: str) -> None:
         """A source record that is not a valid event: keep its bytes and why."""
         REJECTED.labels(self.connector, reason).inc()
-        log.warning(
-            "source record dead-lettered",
-            extra={
-                "connector": self.connector,
-                "reason": reason,
-                "detail": detail[:300],
-                "source": source,
-            },
-        )
+        self._refusals.warn((reason,), {"connector": self.connector, "reason": reason,
+                                        "detail": detail[:300], "source": source})  # fmt: skip
         headers = [
             ("reason", reason.encode()),
             ("detail", detail.encode()[:2000]),

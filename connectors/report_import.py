@@ -27,7 +27,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from connectors.base import Source
 from connectors.publisher import KafkaPublisher
 from schemas.catalog import REPORT_CONTACTS, REPORT_EVENTS
-from schemas.deadletter import Reason
+from schemas.deadletter import Reason, validation_detail
 from schemas.reports import ReportContact, ReportEvent, ReportStatus
 
 STATUS_NAMES: dict[str, ReportStatus] = {
@@ -143,7 +143,7 @@ class ReportImport(Source):
                         broken = any(e["type"] == "json_invalid" for e in exc.errors())
                         reason = Reason.INVALID_JSON if broken else Reason.SCHEMA
                         await publisher.dead_letter(
-                            raw.rstrip(b"\r\n"), reason.value, str(exc), where
+                            raw.rstrip(b"\r\n"), reason.value, validation_detail(exc), where
                         )
                         continue
                     except ValueError as exc:

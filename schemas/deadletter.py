@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 
 class Reason(StrEnum):
@@ -17,6 +17,17 @@ class Reason(StrEnum):
     ILLEGAL_TRANSITION = "illegal_transition"  # a lifecycle step its state does not allow
     LATE = "late"  # past the correction horizon: its window can no longer change
     PROCESSING_ERROR = "processing_error"  # our own code failed on this item
+
+
+def validation_detail(exc: ValidationError) -> str:
+    """Where and why a model refused an input, never the input itself: pydantic's own text
+    quotes the refused value (``input_value=...``), which may be a citizen's phone number,
+    and dead letters are served to staff and kept for months."""
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False)[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
 
 
 class DeadLetter(BaseModel):

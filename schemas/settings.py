@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     # Bearer tokens (TOML, SHA-256 hashes) for acknowledging alarms and moving reports;
     # unset: those actions are open (the embedded single-machine run).
     api_tokens_file: Path | None = None
+    # Beyond loopback the API refuses to start without a tokens file unless this says the
+    # open API is meant (and then warns at every start).
+    api_open: bool = False
 
     # Event time, kept per entity (vehicle, segment, station, truck). Events up to the
     # lateness behind their entity's newest are exact; up to the correction horizon behind

@@ -30,7 +30,7 @@ from schemas.settings import Settings
 from schemas.traffic import load_segments
 from schemas.warehouse import Warehouse, redact
 from schemas.waste import load_sites
-from sitroom import procurement_cmd, reports_cmd
+from sitroom import procurement_cmd, reports_cmd, tokens_cmd
 from sitroom.embedded_broker import EmbeddedBroker
 from sitroom.embedded_sources import embedded_sources
 from sitroom.kafka_admin import create_topics
@@ -41,6 +41,7 @@ from sitroom.runtime import (
     WorkerService,
     api_server,
     bound_port,
+    check_api_exposure,
     data_dir_lock,
     keep_running,
     load_report_routing,
@@ -328,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     gtfs.add_argument("--polls", type=int, default=None, help="stop after this many polls")
     topics = sub.add_parser("topics", help="Kafka topics")
     topics.add_argument("action", choices=["create"])
+    tokens_cmd.add_parser(sub)
     schemas = sub.add_parser("schemas", help="event schemas")
     schemas.add_argument("action", choices=["export"])
     schemas.add_argument("--out", type=Path, default=Path("schemas/json"))
@@ -347,6 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"invalid setting {field}: {err['msg']}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
+    if args.command == "token":
+        return tokens_cmd.run(args)
     if args.command == "schemas":
         for path in export_json_schemas(args.out):
             print(path)
@@ -363,6 +367,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Checked before a broker or the warehouse starts: one line, exit code 2.
             load_rule_book(settings)
             load_report_routing(settings)
+        if args.command in ("up", "api"):
+            check_api_exposure(settings, warn=False)
         return asyncio.run(runners[args.command]())
     except ConfigError as exc:
         print(f"sitroom: {exc}", file=sys.stderr)

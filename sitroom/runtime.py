@@ -23,6 +23,7 @@ from connectors.base import Source, run_source
 from connectors.flood_simulator import FloodSimulator
 from connectors.mqtt_bridge import mqtt_address
 from connectors.publisher import KafkaPublisher
+from schemas.access import exposure_problem, is_loopback
 from schemas.alarm_rules import RuleBook, RuleBookError, load_rules
 from schemas.alarms import AlarmCommand
 from schemas.catalog import (
@@ -310,6 +311,7 @@ def api_server(
     async def probe() -> bool:
         return await broker_reachable(bootstrap)
 
+    check_api_exposure(settings)
     try:
         app = create_api(settings, warehouse, probe, commands)
     except ValueError as exc:  # e.g. an unreadable API tokens file
@@ -318,6 +320,19 @@ def api_server(
         app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False
     )
     return _ApiServer(config)
+
+
+def check_api_exposure(settings: Settings, warn: bool = True) -> None:
+    """Refuse an API open to the network; say so at every start when it is open on purpose."""
+    problem = exposure_problem(settings.api_host, settings.api_tokens_file, settings.api_open)
+    if problem:
+        raise ConfigError(problem)
+    if warn and settings.api_tokens_file is None and not is_loopback(settings.api_host):
+        log.warning(
+            "API open to the network without tokens (SITROOM_API_OPEN=true): anyone who "
+            "reaches it can clear alarms and move citizens' reports",
+            extra={"host": settings.api_host, "port": settings.api_port},
+        )
 
 
 def bound_port(server: uvicorn.Server) -> int:

@@ -86,7 +86,7 @@ class AlarmEngine:
             kind, entity = key.split("/", 1)
             log.warning(
                 "alarm state dropped: its rule is no longer in the rule book",
-                extra={"kind": kind, "entity": entity, "level": m.level},
+                extra={"kind": kind, "entity": entity, "alarm_level": m.level},
             )
 
     def _thresholds(

@@ -25,6 +25,7 @@ from schemas.alarms import AlarmCommand
 from schemas.catalog import ALARMS, DEAD_LETTER
 from schemas.deadletter import DeadLetter, Reason
 from schemas.settings import Settings
+from sitroom.logs import WarningSummary
 from streams.checkpoints import Checkpoint, Checkpoints
 from streams.metrics import (
     ALARM_TRANSITIONS,
@@ -102,6 +103,8 @@ class Pipeline:
         self._lock = asyncio.Lock()
         self._failed: BaseException | None = None
         self._pending_commands: deque[AlarmCommand] = deque(maxlen=10_000)
+        # A bad feed refuses item after item: one line per topic and reason per interval.
+        self._refusals = WarningSummary(log, "event dead-lettered")
         # A batch may hold far more rows than one insert should carry.
         self.sink_chunk = max(1, settings.sink_max_rows)
 
@@ -299,6 +302,7 @@ class Pipeline:
         async with self._lock:
             await self._save_if_due()
             self._check_healthy()
+            self._refusals.flush(time.monotonic())
             out = Emitted()
             touched: dict[StateKey, Processor] = {}
             now = self.clock()
@@ -364,17 +368,10 @@ class Pipeline:
         DEAD_LETTERED.labels(msg.topic, rej.reason.value).inc()
         if rej.reason is Reason.PROCESSING_ERROR:
             PROCESSING_ERRORS.labels(self.name).inc()
-        log.warning(
-            "event dead-lettered",
-            extra={
-                "reason": rej.reason.value,
-                "detail": rej.detail[:300],
-                "topic": msg.topic,
-                "partition": msg.partition,
-                "offset": msg.offset,
-                "item_index": rej.index,
-            },
-        )
+        self._refusals.warn((msg.topic, rej.reason.value), {
+            "reason": rej.reason.value, "detail": rej.detail[:300], "topic": msg.topic,
+            "partition": msg.partition, "offset": msg.offset, "item_index": rej.index,
+        })  # fmt: skip
         return await self.producer.send(DEAD_LETTER.name, msg.key, rej.raw, letter.headers())
 
     async def _commit(
@@ -412,7 +409,7 @@ class Pipeline:
             log.info(
                 "alarm %s", alarm.state.value,
                 extra={"alarm_id": alarm.id, "kind": alarm.kind, "entity": alarm.entity,
-                       "severity": alarm.severity.value, "level": alarm.level,
+                       "severity": alarm.severity.value, "alarm_level": alarm.level,
                        "reason": alarm.reason.value, "value": alarm.value},
             )  # fmt: skip
         if pending:

@@ -9,7 +9,7 @@ from typing import TypeVar
 import msgspec
 from pydantic import BaseModel, ValidationError
 
-from schemas.deadletter import Reason
+from schemas.deadletter import Reason, validation_detail
 from schemas.settings import BoundingBox
 from schemas.transit import Position, VehiclePosition
 
@@ -23,14 +23,6 @@ class Rejection:
     detail: str
     raw: bytes
     index: int | None = None
-
-
-def _schema_detail(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
-        parts.append(f"{loc}: {err['msg']}")
-    return "; ".join(parts)
 
 
 def decode_many(value: bytes | None, model: type[M]) -> tuple[list[M], list[Rejection]]:
@@ -54,7 +46,7 @@ def decode_many(value: bytes | None, model: type[M]) -> tuple[list[M], list[Reje
         except ValidationError as exc:
             json_broken = any(e["type"] == "json_invalid" for e in exc.errors())
             reason = Reason.INVALID_JSON if json_broken else Reason.SCHEMA
-            bad.append(Rejection(reason, _schema_detail(exc), raw, index))
+            bad.append(Rejection(reason, validation_detail(exc), raw, index))
     return good, bad
 
 

@@ -101,8 +101,22 @@ def test_bad_lines_are_dead_lettered_with_file_and_line(tmp_path: Path) -> None:
         ("invalid_json", "2"), ("schema_violation", "3"), ("schema_violation", "4"),
         ("schema_violation", "5")]  # fmt: skip
     assert pub.dead[0][0] == b"{not json" and "export.jsonl" in pub.dead[0][3]
-    assert "dibatalkan" in pub.dead[2][2]
+    assert "dibatalkan" in pub.dead[2][2]  # our own words on a status, not personal data
     assert [c.report_id for _, cs in pub.published for c in cs] == ["lapor-A"]  # type: ignore[attr-defined]
+
+
+def test_a_dead_letter_detail_never_quotes_a_citizen_s_data(tmp_path: Path) -> None:
+    secret_phone, secret_mail = "0812-SECRET-99", "not-an-email@@kampung"
+    lines = [line(id="P", pelapor={"nama": "Siti", "telepon": secret_phone}),
+             line(id="M", pelapor={"nama": "Siti", "email": secret_mail}),
+             line(id="T", isi=12345)]  # fmt: skip
+    _, pub = run_import(tmp_path, lines)
+    assert len(pub.dead) == 3
+    for _, reason, detail, _ in pub.dead:
+        assert reason == "schema_violation" and detail
+        assert secret_phone not in detail and secret_mail not in detail
+        assert "12345" not in detail and "input_value" not in detail
+    assert "phone" in pub.dead[0][2] and "email" in pub.dead[1][2]
 
 
 def test_places_are_inside_the_city() -> None:
