@@ -77,6 +77,7 @@ class Tender:
     findings: dict[str, tuple[str, float, float, float, str]] = field(default_factory=dict)
     findings_crc: int = 0
     award_ts: float | None = None  # when the current winner was named
+    win_pending: bool = False  # a win (or its date) changed and is not yet counted
     period_ts: float | None = None  # when the current tender period was announced
     # Every (time, start, end) a tender period was announced with, in event time: a period
     # is judged on its own once it was in force for the lateness (not amended within it).
@@ -196,7 +197,7 @@ class ProcurementPartition(ItemPartition[TenderEvent]):
         if t.key not in self.state.unjudged:
             self.state.unjudged.append(t.key)
         if new_win:
-            self._check_winner(t, out)
+            t.win_pending = True  # counted once the award has settled (see _judge)
         return None
 
     def _merge(self, t: Tender, ev: TenderEvent, ts: float) -> bool:
@@ -282,10 +283,15 @@ class ProcurementPartition(ItemPartition[TenderEvent]):
             settled = settled_until(t.last_ts, t.seen_at, t.arrived_at, wall, self.lateness)
             flags = len(t.flags)
             self._check_tender(t, settled, out)
+            if t.win_pending and t.award_ts is not None and t.award_ts + self.lateness < settled:
+                # A contract may name the winner before the award (seconds earlier in
+                # event time) arrives: the win is counted, and dated, once both are in.
+                t.win_pending = False
+                self._check_winner(t, out)
             if len(t.flags) != flags:
                 t.version = max(int(wall * 1_000_000), t.version + 1)
                 changed = True
-            if settled <= t.last_ts:
+            if settled <= t.last_ts + self.lateness or t.win_pending:
                 still.append(key)
         changed |= len(still) != len(self.state.unjudged)
         self.state.unjudged = still
@@ -360,9 +366,11 @@ class ProcurementPartition(ItemPartition[TenderEvent]):
             if REPEATED_WINNER not in won.flags:
                 won.flags.append(REPEATED_WINNER)
                 self._dirty[won.key] = won
+            # The winner's id, not a name: a contract may name the winner before the
+            # award brings its name, and the finding must read the same either way.
             self._flag(REPEATED_WINNER, entity, won, w.ts, count,
                        self.cfg.repeated_winner_awards,
-                       f"{won.winner_name or won.winner_id}: {count} awards at {won.agency_name or won.agency_id}"
+                       f"{won.winner_id}: {count} awards at {won.agency_name or won.agency_id}"
                        f" within {self.cfg.repeated_winner_window_days:g} days", out)  # fmt: skip
 
     def after(self, applied: list[TenderEvent], now: datetime, out: Emitted) -> None:

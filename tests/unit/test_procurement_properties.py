@@ -84,9 +84,9 @@ def tender(draw: st.DrawFn, agency: str, tender_id: str, start: float) -> list[T
     add("awarded", winner_id=winner, winner_name=winner.upper(), amount=estimate * ratio,
         currency="IDR", status="Pemenang", bidders=len(set(bidders)) or None)  # fmt: skip
     if draw(st.booleans()):
-        # Signed days after the award: a contract arriving before its award would name the
-        # winner, and date the award findings, first (the known limit above).
-        ts += 3 * DAY
+        # Signed seconds or days after the award: within the lateness it may arrive first
+        # and name the winner before the award does.
+        ts += draw(st.sampled_from([0.0, 3 * DAY]))
         add("contract", winner_id=winner, amount=estimate * ratio, currency="IDR",
             status="Kontrak")  # fmt: skip
     return out
