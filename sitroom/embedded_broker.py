@@ -75,6 +75,11 @@ class EmbeddedBroker:
             stderr=out,
             stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent if os.name == "posix" else None,
+            # Its own process group: a terminal's Ctrl-C reaches only us, and we stop the
+            # broker last, after everything that talks to it (before, the broker died
+            # first and every client retried against it for minutes, logging each try).
+            # It still dies with us if we are killed (PR_SET_PDEATHSIG).
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -22,7 +22,7 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import CommitFailedError, ConsumerStoppedError, IllegalStateError, KafkaError
 from mode import Service
 
 from schemas.catalog import TopicSpec
@@ -115,8 +115,8 @@ class BatchConsumer(Service):
             async with self._handover:
                 for pipeline in self.pipelines():
                     await pipeline.save_now()
-                # Bounded: on Ctrl-C the embedded broker stops with us, and a commit to a
-                # broker that is gone would wait for its request timeout.
+                # Bounded: a commit to a broker that is gone (an outage, a broker killed
+                # with us) would wait for its request timeout.
                 await asyncio.wait_for(self._commit_durable(self._assigned), STOP_WAIT_S)
         except Exception:
             # Stopping after a failure: what is not committed replays after the restart.
@@ -141,6 +141,10 @@ class BatchConsumer(Service):
                     async with self._handover:
                         await self._commit_durable(self._assigned)
         except asyncio.CancelledError:
+            raise
+        except ConsumerStoppedError:
+            if self.consumer is None or self.should_stop:
+                return  # stopping: on_stop saved what was handled and left the group
             raise
         except Exception as exc:
             # A failed batch is not committed; crash the worker so a restart replays it

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,9 +45,11 @@ def alive(pid: int) -> bool:
 
 class Up:
     def __init__(self, env: dict[str, str]) -> None:
+        # Its own process group, as a terminal's foreground job: Ctrl-C reaches the group.
         self.proc = subprocess.Popen(
-            [*SITROOM, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
+            [*SITROOM, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, start_new_session=True,
+        )  # fmt: skip
         self.output: list[str] = []
         deadline = time.monotonic() + 120
         assert self.proc.stdout is not None
@@ -58,8 +61,31 @@ class Up:
             m = re.search(r"API docs\s+(http://\S+)/docs", line)
             if m:
                 self.base = m.group(1)
+                # Drained from now on: a full pipe would block the process's logging.
+                self.reader = threading.Thread(target=self._drain, daemon=True)
+                self.reader.start()
                 return
         raise AssertionError("no banner:\n" + "".join(self.output))
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+
+    def ctrl_c(self, within_s: float = 20.0) -> tuple[int, float, list[str]]:
+        """What a terminal's Ctrl-C does: SIGINT to the whole process group. Returns the exit
+        code, the seconds it took, and what was logged from the stop request on."""
+        started = time.monotonic()
+        os.killpg(self.proc.pid, signal.SIGINT)
+        try:
+            code = self.proc.wait(within_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError(f"sitroom up did not stop within {within_s} s") from None
+        took = time.monotonic() - started
+        self.reader.join(5)
+        at = max((i for i, line in enumerate(self.output) if "stop requested" in line), default=0)
+        return code, took, self.output[at:]
 
     def stop(self, sig: int) -> int:
         self.proc.send_signal(sig)
@@ -186,8 +212,15 @@ def test_up_runs_everything_stops_cleanly_and_keeps_its_rows(env: dict[str, str]
         ids = {e["alarm_id"] for e in earlier["items"]}
         assert {e["alarm_id"] for e in episodes["items"]} <= ids
         assert httpx.get(f"{again.base}/v1/transit/vehicles/1536", timeout=10).status_code == 200
+        broker_pids = children(again.proc.pid)
     finally:
-        assert again.stop(signal.SIGINT) == 0
+        code, took, said = again.ctrl_c()
+    # Ctrl-C in a terminal: everything stops in order, the broker last, in seconds and in a
+    # few lines (before, the broker died first and every client retried for minutes).
+    assert code == 0 and took < 15, (took, said[-20:])
+    assert len(said) < 40 and not [line for line in said if "ERROR" in line], said
+    time.sleep(0.5)
+    assert not [p for p in broker_pids if alive(p)], "the broker outlived sitroom up"
 
 
 def test_bad_settings_and_arguments_get_a_clear_message(tmp_path: Path) -> None:
