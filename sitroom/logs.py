@@ -14,7 +14,11 @@ from pythonjsonlogger.json import JsonFormatter
 # Fields a log shipper reads as the line's own: context must never take these names.
 RESERVED = ("time", "level", "logger", "message")
 # Attributes every LogRecord has; the rest of its __dict__ is a call's context.
-_RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
+_RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 class _KeepContextApart(logging.Filter):
