@@ -8,6 +8,7 @@ from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.commands import KafkaEventPublisher
+from api.errors import request_ids
 from api.metrics import observe_requests
 from api.routers import alarms, cctv, flood, health, layers, situation, traffic, transit, waste
 from api.routers.deadletters import router as deadletters_router
@@ -40,6 +41,8 @@ def create_api(
     app.state.publish_command = publisher
     app.state.publisher = publisher
     app.middleware("http")(observe_requests)
+    # Added last, so outermost: every reply carries the id, every failure becomes a bare 500.
+    app.middleware("http")(request_ids)
     app.include_router(health.router)
     app.include_router(transit.router)
     app.include_router(alarms.router)

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request
 from pydantic import AfterValidator
 
+from api.errors import InternalError
 from schemas.warehouse import Warehouse, WarehouseError, WarehouseUnavailable
 
 
@@ -36,7 +37,8 @@ async def run_query(
             headers={"Retry-After": str(int(exc.retry_after) or 1)},
         ) from exc
     except WarehouseError as exc:
-        raise HTTPException(500, f"query failed: {exc}") from exc
+        # ClickHouse's own words stay in the log (under the request id), never in a reply.
+        raise InternalError(f"query failed: {exc}") from exc
 
 
 def utc(value: datetime | None) -> datetime | None:
