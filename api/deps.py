@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, HTTPException, Request
 from pydantic import AfterValidator
@@ -54,6 +55,25 @@ def _as_utc(value: datetime) -> datetime:
 
 # ClickHouse hands back naive datetimes for its UTC columns; responses always say UTC.
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+
+
+def local_utc(request: Request, value: datetime | None) -> datetime | None:
+    """A time as UTC; one given without an offset is the room's local time
+    (SITROOM_TIMEZONE, WIB by default): someone typing 08:00 in Semarang means 08:00 WIB."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=ZoneInfo(request.app.state.settings.timezone))
+    return value.astimezone(UTC)
+
+
+def local_range(
+    request: Request, since: datetime | None, until: datetime | None
+) -> tuple[datetime | None, datetime | None]:
+    """``since``/``until`` as UTC (naive ones in local time), or a 422 when out of order."""
+    since, until = local_utc(request, since), local_utc(request, until)
+    check_range(since, until)
+    return since, until
 
 
 def check_range(since: datetime | None, until: datetime | None) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -94,6 +95,9 @@ class Settings(BaseSettings):
     # Beyond loopback the API refuses to start without a tokens file unless this says the
     # open API is meant (and then warns at every start).
     api_open: bool = False
+    # The room's own time zone: a time given without an offset (a query's `since`, a
+    # citizen's report) is read in it, as the person who typed it meant.
+    timezone: str = "Asia/Jakarta"
 
     # Event time, kept per entity (vehicle, segment, station, truck). Events up to the
     # lateness behind their entity's newest are exact; up to the correction horizon behind
@@ -146,6 +150,17 @@ class Settings(BaseSettings):
     @classmethod
     def _bbox(cls, value: object) -> BoundingBox | None:
         return parse_bbox(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"unknown time zone {value!r} (an IANA name, e.g. Asia/Jakarta)"
+            ) from exc
+        return value
 
     @property
     def embedded_broker(self) -> bool:

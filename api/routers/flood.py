@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from api.cap import alert_xml, feed_xml
-from api.deps import UtcDatetime, WarehouseDep, run_query, utc
+from api.deps import UtcDatetime, WarehouseDep, local_utc, run_query, utc
 from api.routers.transit import context_of
 from schemas import clickhouse_ddl as ddl
 from schemas.catalog import FLOOD_REPORTS
@@ -134,7 +134,7 @@ async def report(request: Request, body: ReportIn) -> ReportAccepted:
              {"loc": ["body", "lon"], "msg": "location is outside Kota Semarang", "type": "value_error"}],
         )  # fmt: skip
     now = datetime.now(UTC)
-    ts = utc(body.timestamp) or now
+    ts = local_utc(request, body.timestamp) or now
     if ts > now + timedelta(minutes=5):
         raise HTTPException(
             422,

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field, HttpUrl
 
 from api.auth import authorize
-from api.deps import UtcDatetime, WarehouseDep, run_query, utc
+from api.deps import UtcDatetime, WarehouseDep, local_utc, run_query, utc
 from schemas import clickhouse_ddl as ddl
 from schemas.access import Role
 from schemas.catalog import REPORT_CONTACTS, REPORT_EVENTS
@@ -190,7 +190,7 @@ async def file_report(request: Request, body: ReportIn, routing: RoutingDep) -> 
              for f in ("lat", "lon")],
         )  # fmt: skip
     now = datetime.now(UTC)
-    ts = utc(body.timestamp) or now
+    ts = local_utc(request, body.timestamp) or now
     if ts > now + timedelta(minutes=5):
         raise _unprocessable("timestamp", "timestamp is in the future")
     report_id = str(uuid.uuid4())
@@ -255,13 +255,17 @@ async def list_reports(
     summary="Reports per kecamatan, category or department",
 )
 async def counts(
+    request: Request,
     warehouse: WarehouseDep,
     by: CountBy = CountBy.KECAMATAN,
     since: Annotated[datetime | None, Query(description="received at or after (ISO 8601)")] = None,
 ) -> list[CountOut]:
     cond, params = "1", {}
     if since is not None:
-        cond, params = "received_at >= {since:DateTime64(3, 'UTC')}", {"since": utc(since)}
+        cond, params = (
+            "received_at >= {since:DateTime64(3, 'UTC')}",
+            {"since": local_utc(request, since)},
+        )
     rows = await run_query(
         warehouse,
         f"SELECT {by.value} AS key, count() AS total,"

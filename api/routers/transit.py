@@ -6,10 +6,10 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel
 
-from api.deps import UtcDatetime, WarehouseDep, check_range, run_query, utc
+from api.deps import UtcDatetime, WarehouseDep, local_range, run_query, utc
 from schemas import clickhouse_ddl as ddl
 
 router = APIRouter(prefix="/v1/transit", tags=["transit"])
@@ -87,6 +87,7 @@ def _where(conds: list[str]) -> str:
 
 @router.get("/overspeed", response_model=EpisodePage, summary="Overspeed episodes")
 async def overspeed(
+    request: Request,
     warehouse: WarehouseDep,
     corridor: Annotated[str | None, Query(max_length=64)] = None,
     vehicle: Annotated[str | None, Query(max_length=128)] = None,
@@ -95,7 +96,7 @@ async def overspeed(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> EpisodePage:
-    check_range(since, until)
+    since, until = local_range(request, since, until)
     conds = ["kind = 'overspeed'"]
     params: dict[str, Any] = {"limit": limit, "offset": offset}
     if corridor:
@@ -231,13 +232,14 @@ async def vehicle(
     summary="1-minute windows of a corridor",
 )
 async def corridor_windows(
+    request: Request,
     warehouse: WarehouseDep,
     corridor: Annotated[str, Path(min_length=1, max_length=64)],
     since: datetime | None = None,
     until: datetime | None = None,
     limit: Limit = 60,
 ) -> list[CorridorWindow]:
-    check_range(since, until)
+    since, until = local_range(request, since, until)
     conds = ["corridor = {c:String}"]
     params: dict[str, Any] = {"c": corridor, "limit": limit}
     if since:
