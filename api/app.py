@@ -38,7 +38,6 @@ def create_api(
     app.state.access = load_access(settings.api_tokens_file) if settings.api_tokens_file else None
     app.state.warehouse = warehouse
     app.state.broker_probe = broker_probe
-    app.state.publish_command = publisher
     app.state.publisher = publisher
     app.middleware("http")(observe_requests)
     # Added last, so outermost: every reply carries the id, every failure becomes a bare 500.

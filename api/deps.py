@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
+from aiokafka.errors import KafkaError
 from fastapi import Depends, HTTPException, Request
 from pydantic import AfterValidator
 
 from api.errors import InternalError
 from schemas.warehouse import Warehouse, WarehouseError, WarehouseUnavailable
+
+log = logging.getLogger(__name__)
 
 
 def get_warehouse(request: Request) -> Warehouse:
@@ -40,6 +44,16 @@ async def run_query(
     except WarehouseError as exc:
         # ClickHouse's own words stay in the log (under the request id), never in a reply.
         raise InternalError(f"query failed: {exc}") from exc
+
+
+async def publish(request: Request, topic: str, key: str, value: bytes) -> None:
+    """Publish an event for the worker, turning an unreachable broker into a 503 with
+    Retry-After: every intake answers an outage the same way."""
+    try:
+        await request.app.state.publisher.send(topic, key, value)
+    except (KafkaError, OSError) as exc:
+        log.warning("publish failed", extra={"topic": topic, "error": str(exc)})
+        raise HTTPException(503, "broker unavailable", headers={"Retry-After": "5"}) from exc
 
 
 def utc(value: datetime | None) -> datetime | None:

@@ -10,11 +10,12 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from api.auth import authorize
-from api.deps import UtcDatetime, WarehouseDep, run_query
+from api.deps import UtcDatetime, WarehouseDep, publish, run_query
 from api.routers.transit import context_of
 from schemas import clickhouse_ddl as ddl
 from schemas.access import Role
 from schemas.alarms import AlarmCommand, CommandAction, Severity
+from schemas.catalog import ALARM_COMMANDS
 
 router = APIRouter(prefix="/v1/alarms", tags=["alarms"])
 
@@ -139,7 +140,9 @@ async def _command(
         note=body.note,
         at=datetime.now(UTC),
     )
-    await request.app.state.publish_command(command)
+    await publish(
+        request, ALARM_COMMANDS.name, command.alarm_id, command.model_dump_json().encode()
+    )
     return command
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from api.cap import alert_xml, feed_xml
-from api.deps import UtcDatetime, WarehouseDep, local_utc, run_query, utc
+from api.deps import UtcDatetime, WarehouseDep, local_utc, publish, run_query, utc
 from api.routers.transit import context_of
 from schemas import clickhouse_ddl as ddl
 from schemas.catalog import FLOOD_REPORTS
@@ -150,9 +150,7 @@ async def report(request: Request, body: ReportIn) -> ReportAccepted:
         report_id=str(uuid.uuid4()), lat=body.lat, lon=body.lon, depth_cm=body.depth_cm,
         timestamp=ts, note=body.note, source="api",
     )  # fmt: skip
-    await request.app.state.publisher.send(
-        FLOOD_REPORTS.name, event.report_id, event.model_dump_json().encode()
-    )
+    await publish(request, FLOOD_REPORTS.name, event.report_id, event.model_dump_json().encode())
     return ReportAccepted(report_id=event.report_id, kecamatan=kecamatan)
 
 

@@ -13,12 +13,11 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
-from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field, HttpUrl
 
 from api.auth import authorize
-from api.deps import UtcDatetime, WarehouseDep, local_utc, run_query, utc
+from api.deps import UtcDatetime, WarehouseDep, local_utc, publish, run_query, utc
 from schemas import clickhouse_ddl as ddl
 from schemas.access import Role
 from schemas.catalog import REPORT_CONTACTS, REPORT_EVENTS
@@ -155,16 +154,6 @@ class CountOut(BaseModel):
     rejected: int
 
 
-async def _publish(request: Request, topic: str, key: str, value: bytes) -> None:
-    try:
-        await request.app.state.publisher.send(topic, key, value)
-    except (KafkaError, OSError) as exc:
-        log.warning("publish failed", extra={"topic": topic, "error": str(exc)})
-        raise HTTPException(
-            503, f"broker unavailable: {exc}", headers={"Retry-After": "5"}
-        ) from exc
-
-
 def _out(r: dict[str, Any], now: datetime) -> dict[str, Any]:
     due, closed = utc(r["due_at"]), utc(r["closed_at"])
     assert due is not None
@@ -198,7 +187,7 @@ async def file_report(request: Request, body: ReportIn, routing: RoutingDep) -> 
         contact = ReportContact(report_id=report_id, timestamp=ts, channel=body.channel,
                                 **body.reporter.model_dump())  # fmt: skip
         if not contact.is_empty():
-            await _publish(
+            await publish(
                 request, REPORT_CONTACTS.name, report_id, contact.model_dump_json().encode()
             )
     event = ReportEvent(
@@ -206,7 +195,7 @@ async def file_report(request: Request, body: ReportIn, routing: RoutingDep) -> 
         text=body.text, lat=body.lat, lon=body.lon, photo_urls=body.photo_urls,
         channel=body.channel, source="api",
     )  # fmt: skip
-    await _publish(request, REPORT_EVENTS.name, report_id, event.model_dump_json().encode())
+    await publish(request, REPORT_EVENTS.name, report_id, event.model_dump_json().encode())
     return ReportAccepted(
         report_id=report_id, status=ReportStatus.RECEIVED.value, category=category.id,
         department=category.department, kecamatan=kecamatan, sla_hours=category.sla_hours,
@@ -335,7 +324,7 @@ async def move_report(
         department=body.department, actor=caller.name or body.actor, note=body.note,
         channel="api", source="api",
     )  # fmt: skip
-    await _publish(request, REPORT_EVENTS.name, report_id, event.model_dump_json().encode())
+    await publish(request, REPORT_EVENTS.name, report_id, event.model_dump_json().encode())
     log.info("report moved", extra={"report_id": report_id, "status": body.status.value,
                                     "closed": body.status in TERMINAL})  # fmt: skip
     return StatusAccepted(report_id=report_id, status=body.status.value, department=department)
