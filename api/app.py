@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.commands import KafkaEventPublisher
 from api.errors import request_ids
+from api.limits import Limits, TokenBuckets
 from api.metrics import observe_requests
 from api.routers import alarms, cctv, flood, health, layers, situation, traffic, transit, waste
 from api.routers.deadletters import router as deadletters_router
@@ -42,6 +43,11 @@ def create_api(
     app.middleware("http")(observe_requests)
     # Added last, so outermost: every reply carries the id, every failure becomes a bare 500.
     app.middleware("http")(request_ids)
+    app.add_middleware(
+        Limits,
+        max_body_bytes=settings.api_max_body_bytes,
+        buckets=TokenBuckets(settings.api_intake_per_minute, settings.api_intake_burst),
+    )
     app.include_router(health.router)
     app.include_router(transit.router)
     app.include_router(alarms.router)

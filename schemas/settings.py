@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     # The room's own time zone: a time given without an offset (a query's `since`, a
     # citizen's report) is read in it, as the person who typed it meant.
     timezone: str = "Asia/Jakarta"
+    # Every request body at most this large (413); citizens' intake (reports, flood
+    # reports) at most this often per client on average, this many at once (429).
+    api_max_body_bytes: int = Field(64 * 1024, ge=1024)
+    api_intake_per_minute: float = Field(20.0, gt=0)
+    api_intake_burst: int = Field(10, ge=1)
 
     # Event time, kept per entity (vehicle, segment, station, truck). Events up to the
     # lateness behind their entity's newest are exact; up to the correction horizon behind
