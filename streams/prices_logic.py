@@ -34,7 +34,7 @@ from streams.partition import ItemPartition
 from streams.pipeline import Emitted, Pipeline, Producer, StateKey
 from streams.sink import BaseSink
 from streams.validation import future_problem
-from streams.windows import settled_until
+from streams.windows import ArrivalClock
 
 PRICE_ABOVE_HET, PRICE_SPIKE, MARKET_SILENT = "price_above_het", "price_spike", "market_silent"
 
@@ -58,13 +58,6 @@ class Pending:
 
 
 @dataclass
-class CityClock:
-    max_ts: float = float("-inf")
-    seen_at: float = 0.0  # wall time at which max_ts last advanced
-    arrived_at: float = 0.0  # wall time of the last observation
-
-
-@dataclass
 class PricesState:
     offset: int = -1
     # "market/commodity" → ISO day → the day's winning observation
@@ -75,7 +68,7 @@ class PricesState:
     last_day: dict[str, str] = field(default_factory=dict)
     judged: dict[str, tuple[str, float, float, str, str, str]] = field(default_factory=dict)
     pending: dict[str, list[Pending]] = field(default_factory=dict)  # city → to judge
-    clocks: dict[str, CityClock] = field(default_factory=dict)
+    clocks: dict[str, ArrivalClock] = field(default_factory=dict)  # city → its clock
     version_ms: int = 0  # rows' updated_at: when they were computed (shown, not compared)
     alarms: EngineState = field(default_factory=EngineState)
 
@@ -156,10 +149,7 @@ class PricesPartition(ItemPartition[PriceObservation]):
         # day's price for a while), in event time once settled: neither arrival order nor
         # how a feed is cut into messages changes them.
         wall = now.timestamp()
-        clock = self.state.clocks.setdefault(market.city, CityClock())
-        if new.observed_at > clock.max_ts:
-            clock.max_ts, clock.seen_at = new.observed_at, wall
-        clock.arrived_at = wall
+        self.state.clocks.setdefault(market.city, ArrivalClock()).arrive(new.observed_at, wall)
         pending = self.state.pending.setdefault(market.city, [])
         item = Pending(key, day, new)
         if item not in pending:
@@ -173,7 +163,7 @@ class PricesPartition(ItemPartition[PriceObservation]):
         if not pending:
             return False
         c = self.state.clocks[city]
-        settled = settled_until(c.max_ts, c.seen_at, c.arrived_at, now.timestamp(), self.lateness)
+        settled = c.settled(now.timestamp(), self.lateness)
         n = 0
         while n < len(pending) and pending[n].obs.observed_at < settled:
             self._judge_one(city, pending[n], out)

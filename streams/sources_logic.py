@@ -30,7 +30,7 @@ from streams.partition import ItemPartition
 from streams.pipeline import Emitted, Pipeline, Producer, StateKey
 from streams.sink import BaseSink
 from streams.validation import future_problem
-from streams.windows import settled_until
+from streams.windows import ArrivalClock
 
 SOURCE_SILENCE = Gauge(
     "sitroom_source_silence_seconds",
@@ -62,19 +62,12 @@ class Beat:
 
 
 @dataclass
-class BeatClock:
-    max_ts: float = float("-inf")
-    seen_at: float = 0.0  # wall time at which max_ts last advanced
-    arrived_at: float = 0.0  # wall time of the last heartbeat
-
-
-@dataclass
 class SourcesState:
     offset: int = -1
     # Per connector, its instances as judged (heartbeats applied in their own time).
     connectors: dict[str, dict[str, Instance]] = field(default_factory=dict)
     pending: dict[str, list[Beat]] = field(default_factory=dict)
-    clocks: dict[str, BeatClock] = field(default_factory=dict)
+    clocks: dict[str, ArrivalClock] = field(default_factory=dict)
     alarms: EngineState = field(default_factory=EngineState)
 
 
@@ -131,10 +124,7 @@ class SourcesPartition(ItemPartition[SourceHeartbeat]):
         if beat in pending:
             return None  # redelivered
         bisect.insort(pending, beat, key=lambda b: (b.at, b.instance))
-        clock = self.state.clocks.setdefault(hb.connector, BeatClock())
-        if at > clock.max_ts:
-            clock.max_ts, clock.seen_at = at, wall
-        clock.arrived_at = wall
+        self.state.clocks.setdefault(hb.connector, ArrivalClock()).arrive(at, wall)
         out.add(ddl.SOURCE_STATUS, ddl.SOURCE_STATUS_COLUMNS,
                 [(hb.connector, hb.instance, hb.state.value, hb.topics, hb.events_total,
                   hb.last_event_at, hb.started_at, hb.at)])  # fmt: skip
@@ -146,9 +136,8 @@ class SourcesPartition(ItemPartition[SourceHeartbeat]):
         stale_beat = 3 * self.settings.source_heartbeat_s
         for connector in sorted(set(self.state.connectors) | set(self.state.pending)):
             instances = self.state.connectors.setdefault(connector, {})
-            clock = self.state.clocks.setdefault(connector, BeatClock())
-            settled = settled_until(clock.max_ts, clock.seen_at, clock.arrived_at, now_ts,
-                                    self.lateness)  # fmt: skip
+            clock = self.state.clocks.setdefault(connector, ArrivalClock())
+            settled = clock.settled(now_ts, self.lateness)
             pending = self.state.pending.get(connector, [])
             n = 0
             while n < len(pending) and pending[n].at < settled:

@@ -28,6 +28,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from math import inf
 from typing import Generic, TypeVar
 
 import msgspec
@@ -64,17 +65,34 @@ class EntityClock(msgspec.Struct, array_like=True, gc=False):
         return max(0.0, wall - self.seen_at) if self.max_ts is not None else 0.0
 
 
-def settled_until(max_ts: float, seen_at: float, arrived_at: float, wall: float,
+def settled_until(max_ts: float | None, seen_at: float, arrived_at: float, wall: float,
                   lateness_s: float) -> float:  # fmt: skip
     """Up to this time every event of an entity with a life of few, irregular events (a
     report, a tender) has arrived: its clock less the lateness; and once nothing has come
     for the lateness, the wall time less the lateness too. So a burst replaying whole
     histories is judged in their own time, and an import of old, still open items against
     today rather than their old time."""
-    settled = max_ts + max(0.0, wall - seen_at) - lateness_s
+    settled = -inf if max_ts is None else max_ts + max(0.0, wall - seen_at) - lateness_s
     if wall - arrived_at >= lateness_s:
         settled = max(settled, wall - lateness_s)
     return settled
+
+
+class ArrivalClock(msgspec.Struct):
+    """The clock :func:`settled_until` reads, for an entity kept whole (a city's prices, a
+    connector's heartbeats): its newest event time, and when anything last arrived."""
+
+    max_ts: float | None = None  # newest event time seen (None: nothing yet)
+    seen_at: float = 0.0  # wall time at which max_ts last advanced
+    arrived_at: float = 0.0  # wall time of the last event, older or newer
+
+    def arrive(self, ts: float, wall: float) -> None:
+        if self.max_ts is None or ts > self.max_ts:
+            self.max_ts, self.seen_at = ts, wall
+        self.arrived_at = wall
+
+    def settled(self, wall: float, lateness_s: float) -> float:
+        return settled_until(self.max_ts, self.seen_at, self.arrived_at, wall, lateness_s)
 
 
 class Slot(msgspec.Struct, Generic[A], array_like=True, gc=False):

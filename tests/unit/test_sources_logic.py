@@ -138,3 +138,17 @@ def test_lost_and_stopped_instances_are_forgotten_but_the_newest_stays() -> None
     assert f.part.alarms.state.machines["source_silent/gtfs-rt"].level > 0
     f.tick(10 * FORGET_AFTER_S)
     assert set(instances) == {"h:3"}
+
+
+def test_state_from_before_the_beat_clocks_ticks_and_checkpoints_round_trip() -> None:
+    """A connector restored without a clock gets an empty one, which must encode and load
+    again (a clock starting at -inf encoded as JSON null and could not be read back)."""
+    import orjson
+
+    old = {"offset": 4, "connectors": {"gtfs-rt": {"h:1": {
+        "state": "running", "started": T0.timestamp(), "heartbeat": T0.timestamp() + 15,
+        "last_event": T0.timestamp() + 10}}}}  # fmt: skip
+    part = SourcesPartition(Settings(_env_file=None), load_rules(), orjson.dumps(old))  # type: ignore[call-arg]
+    part.tick(T0 + timedelta(seconds=60), Emitted())
+    again = SourcesPartition(Settings(_env_file=None), load_rules(), part.dumps())  # type: ignore[call-arg]
+    assert again.state.clocks["gtfs-rt"].max_ts is None and again.offset("h") == 4
