@@ -73,7 +73,7 @@ class AlarmEngine:
     def __init__(self, book: RuleBook, state: EngineState | None = None) -> None:
         self.book = book
         self.state = state if state is not None else EngineState()
-        self._lowest: dict[tuple[str, float], float] = {}
+        self._lowest: dict[tuple[str, float], tuple[float, float]] = {}  # → (sign, lowest)
         self._drop_unknown_kinds()
 
     def _drop_unknown_kinds(self) -> None:
@@ -232,25 +232,34 @@ class AlarmEngine:
         value: float,
         thresholds: Thresholds | None = None,
         base: float = 0.0,
+        key: str | None = None,
     ) -> bool:
         """True when ``observe`` would do nothing: a normal sample of an entity with no alarm
         machine. Most samples are normal; keeping no machine for them keeps state small
-        (10,000 buses) and lets a caller skip building the alarm's context."""
-        if f"{kind}/{entity}" in self.state.machines:
-            return False
-        rule = self.book.rule(kind)
-        sign = 1.0 if rule.direction is Direction.ABOVE else -1.0
+        (10,000 buses) and lets a caller skip building the alarm's context. ``key``: the
+        machine key ``kind/entity``, when a hot caller keeps it rather than build it per
+        sample."""
+        key = key or f"{kind}/{entity}"
         if thresholds is not None:
+            if key in self.state.machines:
+                return False
+            rule = self.book.rule(kind)
+            sign = 1.0 if rule.direction is Direction.ABOVE else -1.0
             return not any(
                 sign * (value - r) > 0 for r, _ in self._thresholds(rule, thresholds, base)
             )
         # The lowest raise threshold of a rule at a base, once: most calls come from the hot
         # path of a vehicle stream, a few bases (corridor limits) for all of them.
-        lowest = self._lowest.get((kind, base))
-        if lowest is None:
+        cached = self._lowest.get((kind, base))
+        if cached is None:
+            rule = self.book.rule(kind)
+            sign = 1.0 if rule.direction is Direction.ABOVE else -1.0
             levels = self._thresholds(rule, None, base)
-            lowest = self._lowest[(kind, base)] = min((sign * r for r, _ in levels), default=inf)
-        return not sign * value > lowest
+            cached = self._lowest[(kind, base)] = (
+                sign, min((sign * r for r, _ in levels), default=inf))  # fmt: skip
+        sign, lowest = cached
+        # A sample past the lowest threshold is never idle, machine or not.
+        return not sign * value > lowest and key not in self.state.machines
 
     def sweep(self, now_ts: float, keys: Sequence[str] | None = None) -> list[Alarm]:
         """Clear open alarms whose entity has been silent past the rule's limit; forget idle

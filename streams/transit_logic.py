@@ -177,10 +177,6 @@ class TransitProcessor:
         # Hot-path lookups, once per corridor or vehicle rather than once per fix.
         self._limits: dict[str, float] = {}
         self._alarm_keys: dict[str, str] = {}
-        rule = rules.book.rule(OVERSPEED)
-        assert rule.direction.value == "above"
-        # Below this much over its limit, a bus with no overspeed machine is normal.
-        self._over_floor = min((lv.raise_at for lv in rule.levels), default=float("inf"))
 
     def _limit(self, corridor: str) -> float:
         limit = self._limits.get(corridor)
@@ -279,11 +275,7 @@ class TransitProcessor:
         key = self._alarm_keys.get(vid)
         if key is None:
             key = self._alarm_keys[vid] = f"{OVERSPEED}/{vid}"
-        # What AlarmEngine.idle decides, without a call per fix: a normal speed of a bus
-        # with no overspeed machine does nothing.
-        if speed is not None and (
-            speed > self._over_floor + limit or key in self.alarms.state.machines
-        ):
+        if speed is not None and not self.alarms.idle(OVERSPEED, vid, speed, base=limit, key=key):
             context: Context = {
                 "corridor": fix.corridor, "route_id": fix.route_id, "trip_id": fix.trip_id,
                 "lat": fix.lat, "lon": fix.lon, "limit_kmh": limit,
