@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from pydantic import BaseModel
 
 from connectors.publisher import KafkaPublisher
+from connectors.tally import NothingUsable, Progress
 from schemas.catalog import TopicSpec
 from schemas.sources import ConnectorState
 
@@ -38,23 +39,50 @@ class Source(ABC):
     def key(self, event: BaseModel) -> str:
         """The partitioning key of an event (the entity whose order matters)."""
 
+    def emptiness(self) -> str:
+        """What the input held instead of events, when a replay published none (for
+        example the kinds of entity a feed carried); empty when there is nothing to add."""
+        return ""
+
 
 async def run_source(source: Source, publisher: KafkaPublisher, progress_s: float = 10.0) -> int:
     """Publish everything the source yields; return the number of events published.
-    A replay logs its progress every ``progress_s``."""
+
+    A replay shows a progress bar on a terminal and logs its progress every ``progress_s``
+    elsewhere; it ends with one summary line (read, published, skipped and dead-lettered by
+    reason) and raises :class:`NothingUsable` when it published nothing."""
     total = 0
+    tally = publisher.tally
+    progress = Progress(source.name) if source.finite else None
     started = last = time.monotonic()
-    async for batch in source.batches(publisher):
-        total += await publisher.publish(source.topic, batch, source.key)
-        if source.finite and (now := time.monotonic()) - last >= progress_s:
-            last = now
-            log.info(
-                "source progress",
-                extra={"connector": source.name, "events": total,
-                       "events_per_s": round(total / (now - started), 1)},
-            )  # fmt: skip
+    try:
+        async for batch in source.batches(publisher):
+            total += await publisher.publish(source.topic, batch, source.key)
+            if progress is None:
+                continue
+            progress.update(tally)
+            if not progress.on_terminal and (now := time.monotonic()) - last >= progress_s:
+                last = now
+                log.info(
+                    "source progress",
+                    extra={"connector": source.name, "events": total,
+                           "events_per_s": round(total / (now - started), 1), **tally.fields()},
+                )  # fmt: skip
+    finally:
+        if progress is not None:
+            progress.close()
+        # Also when the source failed: what was read up to then is part of the story.
+        log.info(
+            f"{source.name} finished: {tally.sentence()}",
+            extra={"connector": source.name, "events": total, **tally.fields()},
+        )
     publisher.state = ConnectorState.FINISHED
-    log.info("source finished", extra={"connector": source.name, "events": total})
+    if source.finite and total == 0:
+        why = source.emptiness()
+        raise NothingUsable(
+            f"{source.name}: nothing usable was read ({tally.sentence()})"
+            + (f"; {why}" if why else "")
+        )
     return total
 
 

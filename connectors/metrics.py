@@ -20,3 +20,8 @@ LAST_EVENT = Gauge(
 FETCH_ERRORS = Counter(
     "sitroom_connector_fetch_errors_total", "Failed reads of the source (retried)", ["connector"]
 )
+SKIPPED = Counter(
+    "sitroom_connector_records_skipped_total",
+    "Source records read and left out on purpose (not errors), by reason",
+    ["connector", "reason"],
+)

@@ -22,7 +22,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 from pydantic import BaseModel
 
-from connectors.metrics import LAST_EVENT, PUBLISHED, REJECTED
+from connectors.metrics import LAST_EVENT, PUBLISHED, REJECTED, SKIPPED
+from connectors.tally import Tally
 from schemas.catalog import DEAD_LETTER, SOURCE_HEARTBEATS, TopicSpec
 from schemas.sources import ConnectorState, SourceHeartbeat
 from sitroom.logs import WarningSummary
@@ -65,6 +66,7 @@ class KafkaPublisher:
         self._partitions: dict[str, int] = {}
         # A bad file refuses record after record: one line per reason per interval.
         self._refusals = WarningSummary(log, "source record dead-lettered")
+        self.tally = Tally()
 
     async def start(self) -> None:
         await self._producer.start()
@@ -150,13 +152,22 @@ class KafkaPublisher:
         PUBLISHED.labels(self.connector, spec.name).inc(len(events))
         LAST_EVENT.labels(self.connector).set(time.time())
         self.events_total += len(events)
+        self.tally.published += len(events)
         self.last_event_at = datetime.now(UTC)
         self._topics.add(spec.name)
         return len(events)
 
+    def skip(self, reason: str, n: int = 1) -> None:
+        """Records read and left out on purpose, not errors (a trip update in a positions
+        feed, an unchanged poll): counted so that the summary accounts for every record."""
+        if n:
+            SKIPPED.labels(self.connector, reason).inc(n)
+            self.tally.skipped[reason] += n
+
     async def dead_letter(self, raw: bytes, reason: str, detail: str, source: str) -> None:
         """A source record that is not a valid event: keep its bytes and why."""
         REJECTED.labels(self.connector, reason).inc()
+        self.tally.dead_lettered[reason] += 1
         self._refusals.warn((reason,), {"connector": self.connector, "reason": reason,
                                         "detail": detail[:300], "source": source})  # fmt: skip
         headers = [

@@ -19,10 +19,11 @@ from aiokafka.errors import KafkaConnectionError
 
 from api.app import create_api
 from api.commands import KafkaEventPublisher
-from connectors.base import Source, run_source
+from connectors.base import Source, SourceError, run_source
 from connectors.flood_simulator import FloodSimulator
 from connectors.mqtt_bridge import mqtt_address
 from connectors.publisher import KafkaPublisher
+from connectors.tally import NothingUsable
 from schemas.access import exposure_problem, is_loopback
 from schemas.alarm_rules import RuleBook, RuleBookError, load_rules
 from schemas.alarms import AlarmCommand
@@ -357,6 +358,10 @@ async def wait_for_stop(
                     exc = task.exception() if not task.cancelled() else None
                     if isinstance(exc, ConfigError):
                         raise exc  # the command line says it in one line, exit code 2
+                    if isinstance(exc, NothingUsable | SourceError):
+                        # The input's fault, said in one line: no traceback to read past.
+                        log.error(str(exc), extra={"task": task.get_name()})
+                        return 1
                     if exc is not None:
                         log.error("component failed", extra={"task": task.get_name()}, exc_info=exc)
                         return 1

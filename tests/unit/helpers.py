@@ -84,3 +84,29 @@ class MemoryProducer:
 
     def on(self, topic: str) -> list[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]]:
         return [r for r in self.records if r[0] == topic]
+
+
+class RecordingPublisher:
+    """A connector's publisher without a broker: keeps what was published, dead-lettered
+    and skipped, and tallies them as the real one does."""
+
+    state: object = None
+
+    def __init__(self) -> None:
+        from connectors.tally import Tally
+
+        self.tally = Tally()
+        self.events: list[Any] = []
+        self.dead: list[tuple[str, str, bytes]] = []  # (reason, detail, raw)
+
+    async def publish(self, spec: object, batch: Sequence[Any], key: object) -> int:
+        self.events.extend(batch)
+        self.tally.published += len(batch)
+        return len(batch)
+
+    def skip(self, reason: str, n: int = 1) -> None:
+        self.tally.skipped[reason] += n
+
+    async def dead_letter(self, raw: bytes, reason: str, detail: str, source: str) -> None:
+        self.dead.append((reason, detail, raw))
+        self.tally.dead_lettered[reason] += 1

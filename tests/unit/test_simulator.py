@@ -6,9 +6,11 @@ from pydantic import BaseModel
 
 from connectors.base import Source, run_source
 from connectors.brt_simulator import BrtSimulator
+from connectors.tally import NothingUsable
 from connectors.trans_semarang_routes import CORRIDORS
 from schemas.catalog import VEHICLE_POSITIONS
 from schemas.settings import Settings
+from tests.unit.helpers import RecordingPublisher
 
 
 def run(seed: int) -> list[tuple[str, float, float, float]]:
@@ -50,16 +52,52 @@ async def test_a_replay_reports_progress_and_a_live_source_does_not(
             for _ in range(3):
                 yield [Item()]
 
-    class Counting:
-        state = None
-
-        async def publish(self, spec: object, batch: Sequence[BaseModel], key: object) -> int:
-            return len(batch)
-
     with caplog.at_level(logging.INFO, logger="connectors.base"):
-        assert await run_source(Replay(), Counting(), progress_s=0.0) == 3  # type: ignore[arg-type]
+        assert await run_source(Replay(), RecordingPublisher(), progress_s=0.0) == 3  # type: ignore[arg-type]
         live = Replay()
         live.finite = False
-        assert await run_source(live, Counting(), progress_s=0.0) == 3  # type: ignore[arg-type]
+        assert await run_source(live, RecordingPublisher(), progress_s=0.0) == 3  # type: ignore[arg-type]
     progress = [r for r in caplog.records if r.getMessage() == "source progress"]
     assert [r.events for r in progress] == [1, 2, 3]  # type: ignore[attr-defined]
+
+
+class _Mixed(Source):
+    """A replay of five records: two events, a skipped one and two refused."""
+
+    name, topic, finite = "mixed", VEHICLE_POSITIONS, True
+
+    def __init__(self, good: int = 2) -> None:
+        self.good = good
+
+    def key(self, event: BaseModel) -> str:
+        return "k"
+
+    async def batches(self, publisher: RecordingPublisher) -> AsyncIterator[Sequence[BaseModel]]:  # type: ignore[override]
+        publisher.skip("trip_update")
+        await publisher.dead_letter(b"x", "schema_violation", "lat: out of range", "f")
+        await publisher.dead_letter(b"y", "schema_violation", "lat: out of range", "f")
+        yield [_Item() for _ in range(self.good)]
+
+
+class _Item(BaseModel):
+    n: int = 0
+
+
+async def test_a_replay_ends_with_one_summary_line_of_every_record(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    publisher = RecordingPublisher()
+    with caplog.at_level(logging.INFO, logger="connectors.base"):
+        assert await run_source(_Mixed(), publisher) == 2  # type: ignore[arg-type]
+    (line,) = [r for r in caplog.records if r.getMessage().startswith("mixed finished")]
+    assert line.getMessage() == (
+        "mixed finished: read 5, published 2, skipped 1 (trip_update 1), "
+        "dead-lettered 2 (schema_violation 2)"
+    )
+    assert line.dead_lettered == {"schema_violation": 2}  # type: ignore[attr-defined]
+    assert line.read == 5  # type: ignore[attr-defined]
+
+
+async def test_a_replay_that_publishes_nothing_fails_and_says_what_it_read() -> None:
+    with pytest.raises(NothingUsable, match=r"read 3, published 0.*schema_violation 2"):
+        await run_source(_Mixed(good=0), RecordingPublisher())  # type: ignore[arg-type]
