@@ -14,7 +14,7 @@ from typing import Annotated
 
 import msgspec
 from msgspec import Meta
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Occupancy(StrEnum):
@@ -55,6 +55,12 @@ class VehiclePosition(BaseModel):
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
         return value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _has_a_fix(self) -> VehiclePosition:
+        if self.lat == 0.0 and self.lon == 0.0:
+            raise ValueError("lat 0, lon 0 (null island): the tracker had no fix")
+        return self
 
     @property
     def ts(self) -> float:

@@ -17,6 +17,17 @@ DEAD_LETTERED = Counter(
 BAD_FIXES = Counter(
     "sitroom_transit_bad_fixes_total", "GPS fixes rejected as implausible jumps", ["topic"]
 )
+IMPLAUSIBLE_REPORTED = Counter(
+    "sitroom_transit_reported_speed_implausible_total",
+    "Reported speeds above the plausibility limit, replaced by the derived speed",
+    ["topic"],
+)
+SPEED_UNIT_SLIPS = Counter(
+    "sitroom_transit_speed_unit_slips_total",
+    "Sources found reporting speeds steadily 3.6x or 1/3.6x the derived ones (from then on "
+    "their reported speeds are not used)",
+    ["source", "verdict"],
+)
 LATE_EVENTS = Counter(
     "sitroom_late_events_total",
     "Events past the correction horizon (dead-lettered as late) or too old to move state",

@@ -81,3 +81,47 @@ def observe(
         return anchor, SpeedObservation(FixQuality.OK, reported_kmh, None, None)
     speed = reported_kmh if reported_kmh is not None else derived
     return Anchor(ts, lat, lon), SpeedObservation(FixQuality.OK, speed, derived, dt)
+
+
+# Reported/derived ratios that mean a unit slip: km/h written where m/s belongs (a GTFS-rt
+# ``position.speed`` the connector then multiplies by 3.6 again), or m/s where km/h does.
+KMH_AS_MS = 3.6
+UNIT_BANDS = {"x3.6": (3.2, 4.0), "/3.6": (1 / 4.0, 1 / 3.2)}
+UNIT_MIN_SAMPLES = 30
+UNIT_SHARE = 0.7  # "steadily": this share of the samples in one band
+UNIT_MIN_DERIVED_KMH = 10.0  # slower, GPS noise swamps the ratio
+
+
+class UnitWatch(msgspec.Struct, array_like=True, gc=False):
+    """Whether one source's reported speeds run steadily 3.6x (or 1/3.6x) the derived ones.
+
+    Once it does, the source's reported speeds are not used (derived ones are), for good:
+    a feed's unit does not change between two fixes, and flapping would make the numbers of
+    one bus depend on which fixes came first."""
+
+    samples: int = 0
+    high: int = 0  # ratio near 3.6
+    low: int = 0  # ratio near 1/3.6
+    verdict: str = ""  # "", "x3.6" or "/3.6"
+
+    def add(self, reported_kmh: float, derived_kmh: float) -> bool:
+        """Count one fix with both speeds; True when this one settles the verdict."""
+        if self.verdict or derived_kmh < UNIT_MIN_DERIVED_KMH:
+            return False
+        ratio = reported_kmh / derived_kmh
+        self.samples += 1
+        lo, hi = UNIT_BANDS["x3.6"]
+        self.high += lo <= ratio <= hi
+        lo, hi = UNIT_BANDS["/3.6"]
+        self.low += lo <= ratio <= hi
+        if self.samples < UNIT_MIN_SAMPLES:
+            return False
+        for verdict, hits in (("x3.6", self.high), ("/3.6", self.low)):
+            if hits >= UNIT_SHARE * self.samples:
+                self.verdict = verdict
+                return True
+        if self.samples >= 4 * UNIT_MIN_SAMPLES:
+            # Plenty of evidence and no slip: start over, so that a slip that begins later
+            # (a firmware update) is still found, and the counts stay small.
+            self.samples = self.high = self.low = 0
+        return False

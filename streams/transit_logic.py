@@ -24,7 +24,7 @@ from schemas.alarms import Alarm
 from schemas.settings import Settings
 from schemas.transit import Position, VehiclePosition
 from streams.alarm_engine import AlarmEngine, Context, EngineState
-from streams.speed import Anchor, FixQuality, SpeedRules, observe
+from streams.speed import Anchor, FixQuality, SpeedRules, UnitWatch, observe
 from streams.windows import EntityWindows, Placement, Reorder, Slot, WindowPolicy
 
 WINDOW_S = 60
@@ -102,6 +102,7 @@ class PartitionState:
     offset: int = -1  # last Kafka offset whose effects are in this state
     vehicles: dict[str, VehicleState] = field(default_factory=dict)
     alarms: EngineState = field(default_factory=EngineState)
+    units: dict[str, UnitWatch] = field(default_factory=dict)  # by source (connector)
 
     def dumps(self) -> bytes:
         return msgspec.json.encode(self)
@@ -122,6 +123,8 @@ class Outputs:
     duplicates: int = 0
     evicted: int = 0
     late: int = 0
+    implausible_reported: int = 0
+    unit_slips: list[tuple[str, str]] = field(default_factory=list)  # (source, verdict)
 
     def row_count(self) -> int:
         return len(self.positions) + len(self.vehicle_windows) + 2 * len(self.alarms)
@@ -184,6 +187,21 @@ class TransitProcessor:
             limit = self._limits[corridor] = self.rules.limit_for(corridor)
         return limit
 
+    def _reported(self, fix: Fix, reported: float) -> float | None:
+        """The reported speed, if it may stand for the fix's speed: not above the
+        plausibility limit, and not from a source whose unit slipped (derived instead)."""
+        if reported > self.rules.speed.max_plausible_kmh:
+            return None
+        watch = self.state.units.get(fix.source)
+        return None if watch is not None and watch.verdict else reported
+
+    def _watch_units(self, source: str, reported: float, derived: float, out: Outputs) -> None:
+        watch = self.state.units.get(source)
+        if watch is None:
+            watch = self.state.units[source] = UnitWatch()
+        if watch.add(reported, derived):
+            out.unit_slips.append((source, watch.verdict))
+
     def apply(
         self,
         pos: VehiclePosition | Position,
@@ -213,8 +231,11 @@ class TransitProcessor:
             return True
         vehicle.windows.clock.observe(ts, wall)
         # The position is queryable at once; in an in-order feed this row is final.
+        reported = fix.reported_kmh
+        if reported is not None:
+            reported = self._reported(fix, reported)
         vehicle.arrival, first = observe(
-            vehicle.arrival, ts, fix.lat, fix.lon, fix.reported_kmh, self.rules.speed
+            vehicle.arrival, ts, fix.lat, fix.lon, reported, self.rules.speed
         )
         fix.speed_written, fix.bad_written = first.speed_kmh, first.quality is FixQuality.BAD
         out.positions.append(_position_row(vid, ts, fix, fix.speed_written, fix.bad_written))
@@ -236,7 +257,10 @@ class TransitProcessor:
         slot.acc.corridor, slot.acc.limit_kmh = fix.corridor, limit
         slot.acc.positions += 1
         out.corrections += 1
-        out.positions.append(_position_row(vid, ts, fix, fix.reported_kmh, False))
+        reported = fix.reported_kmh
+        if reported is not None:
+            reported = self._reported(fix, reported)
+        out.positions.append(_position_row(vid, ts, fix, reported, False))
         self._emit_due(vid, vehicle, wall, out)
         return True
 
@@ -256,9 +280,15 @@ class TransitProcessor:
         if placement is Placement.DUPLICATE or slot is None:
             out.duplicates += 1
             return
+        raw = reported = fix.reported_kmh
+        if raw is not None:
+            reported = self._reported(fix, raw)
+            out.implausible_reported += raw > self.rules.speed.max_plausible_kmh
         vehicle.anchor, obs = observe(
-            vehicle.anchor, ts, fix.lat, fix.lon, fix.reported_kmh, self.rules.speed
+            vehicle.anchor, ts, fix.lat, fix.lon, reported, self.rules.speed
         )
+        if raw is not None and obs.derived_kmh is not None and obs.quality is FixQuality.OK:
+            self._watch_units(fix.source, raw, obs.derived_kmh, out)
         bad = obs.quality is FixQuality.BAD
         if (obs.speed_kmh, bad) != (fix.speed_written, fix.bad_written):
             # It arrived out of order: event-time order corrects the row written at arrival.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -19,7 +20,9 @@ from streams.metrics import (
     CORRECTIONS,
     DUPLICATES,
     EVICTED,
+    IMPLAUSIBLE_REPORTED,
     LATE_EVENTS,
+    SPEED_UNIT_SLIPS,
     STALE_EVENTS,
 )
 from streams.pipeline import Emitted, Message, Pipeline, Producer, StateKey, processing_error
@@ -28,6 +31,9 @@ from streams.transit_logic import Outputs, PartitionState, TransitProcessor, Tra
 from streams.validation import Rejection, check_position, decode_positions
 
 TOPIC = VEHICLE_POSITIONS.name
+NULL_ISLAND = "lat 0, lon 0 (null island): the tracker had no fix"
+log = logging.getLogger(__name__)
+_slips_said: set[tuple[str, str]] = set()  # logged once per process, not per partition
 
 
 class TransitPartition:
@@ -77,6 +83,12 @@ class TransitPartition:
                     ts > newest_allowed
                 ):
                     problem = check_position(pos, area, now, max_future_s)
+                elif pos.lat == 0.0 and pos.lon == 0.0:
+                    # "Null island": what a tracker without a fix sends. With the service
+                    # area off (replays of other cities) nothing else would stop it, and
+                    # after a gap it would be the vehicle's "first" fix, beyond the jump
+                    # filter's reach.
+                    problem = (Reason.IMPOSSIBLE_VALUE, NULL_ISLAND)
                 if problem is None:
                     try:
                         if not self.proc.apply(pos, buf, wall, kecamatan or "", ts):
@@ -123,6 +135,18 @@ class TransitPartition:
         DUPLICATES.labels(TOPIC).inc(buf.duplicates)
         EVICTED.labels("transit").inc(buf.evicted)
         LATE_EVENTS.labels(TOPIC).inc(buf.late)
+        if buf.implausible_reported:
+            IMPLAUSIBLE_REPORTED.labels(TOPIC).inc(buf.implausible_reported)
+        for source, verdict in buf.unit_slips:
+            SPEED_UNIT_SLIPS.labels(source, verdict).inc()
+            if (source, verdict) not in _slips_said:
+                _slips_said.add((source, verdict))
+                log.warning(
+                    f"source {source!r} reports speeds steadily {verdict} the derived ones "
+                    "(a unit slip: km/h and m/s confused); its reported speeds are no longer "
+                    "used, speeds are derived from its positions",
+                    extra={"source": source, "verdict": verdict, "topic": TOPIC},
+                )
 
 
 def transit_pipeline(
