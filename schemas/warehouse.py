@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -33,6 +34,14 @@ def redact(dsn: str) -> str:
     if parts.port:
         netloc += f":{parts.port}"
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _aware(value: Any) -> Any:
+    """Every time we store is UTC; clickhouse-connect hands some back without a zone (a
+    computed column, a DateTime without one), and an answer must say its offset."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
 
 
 class WarehouseError(RuntimeError):
@@ -148,7 +157,7 @@ class Warehouse:
     ) -> list[dict[str, Any]]:
         result = await self._run("query", sql, parameters=parameters or {})
         names = result.column_names
-        return [dict(zip(names, row, strict=True)) for row in result.result_rows]
+        return [dict(zip(names, map(_aware, row), strict=True)) for row in result.result_rows]
 
     async def scalar(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
         rows = await self.query(sql, parameters)
