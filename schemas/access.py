@@ -17,8 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class Role(StrEnum):
-    ALARMS = "alarms"  # acknowledge and clear alarms (situation-room operators)
-    REPORTS = "reports"  # move citizens' reports through their lifecycle (department staff)
+    """What a token may do. Reading what is public needs no token at all."""
+
+    ALARMS = "alarms"  # acknowledge and clear its department's domains' alarms
+    REPORTS = "reports"  # move its department's citizens' reports through their lifecycle
+    STAFF = "staff"  # read personal data: citizens' full reports, exact points, plates
+    ANALYST = "analyst"  # read-only SQL over the warehouse's non-personal tables
+    SUPERVISOR = "supervisor"  # the room's duty officer: acts on every department's alarms
 
 
 class Token(BaseModel):
