@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     # Raw event tables (positions, readings, camera events, geofence events, observations)
     # keep rows this long; aggregates and alarms are kept.
     raw_ttl_days: int = Field(400, ge=1)
+    # Licence plates read by cameras are personal data: kept this long after the read, then
+    # emptied (the event stays); readable only by staff meanwhile.
+    plate_retention_days: int = Field(30, ge=1)
 
     # ClickHouse sink: a batch is at most this many Kafka messages or this old.
     sink_batch_messages: int = Field(500, ge=1)

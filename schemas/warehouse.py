@@ -20,7 +20,13 @@ from urllib.parse import urlsplit, urlunsplit
 import clickhouse_connect
 from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
 
-from schemas.clickhouse_ddl import DDL, MIGRATIONS, RAW_TTL_COLUMNS, VERSIONED_REBUILDS
+from schemas.clickhouse_ddl import (
+    CCTV_EVENTS,
+    DDL,
+    MIGRATIONS,
+    RAW_TTL_COLUMNS,
+    VERSIONED_REBUILDS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +98,12 @@ class Warehouse:
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
-    async def ensure_schema(self, raw_ttl_days: int | None = None) -> None:
+    async def ensure_schema(
+        self, raw_ttl_days: int | None = None, plate_retention_days: int | None = None
+    ) -> None:
         """Create and migrate every table; with ``raw_ttl_days``, also give the raw event
-        tables (RAW_TTL_COLUMNS) that TTL."""
+        tables (RAW_TTL_COLUMNS) that TTL; with ``plate_retention_days``, empty licence
+        plates that long after they were read."""
         if self.embedded:
             # clickhouse-connect's chdb transport imports pandas at the first insert (~45 MB,
             # a second or so): pay it at start, not inside the first batch.
@@ -108,6 +117,26 @@ class Warehouse:
             await self._copy_unversioned(table)
         if raw_ttl_days is not None:
             await self._raw_ttls(raw_ttl_days)
+        if plate_retention_days is not None:
+            await self._plate_ttl(plate_retention_days)
+
+    async def _plate_ttl(self, days: int) -> None:
+        """A column TTL: ClickHouse resets the plate to NULL once the read is ``days`` old,
+        at its next merge of the part; the camera event itself stays."""
+        shown = f"`plate` Nullable(String) TTL toDateTime(ts) + toIntervalDay({int(days)})"
+        create = await self.scalar(
+            "SELECT create_table_query FROM system.tables WHERE database = currentDatabase() "
+            "AND name = {t:String}",
+            {"t": CCTV_EVENTS},
+        )
+        if shown in str(create):
+            return
+        await self._run(
+            "command",
+            f"ALTER TABLE {CCTV_EVENTS} MODIFY COLUMN plate Nullable(String) "
+            f"TTL toDateTime(ts) + toIntervalDay({int(days)})",
+        )
+        log.info("plate retention set", extra={"table": CCTV_EVENTS, "days": days})
 
     async def _raw_ttls(self, days: int) -> None:
         """Set each raw table's TTL unless it already is that one. Changing a TTL makes

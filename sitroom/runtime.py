@@ -157,7 +157,10 @@ class WorkerService:
     async def start(self) -> None:
         book = load_rule_book(self.settings)  # before anything starts: a bad book stops here
         routing = load_report_routing(self.settings)
-        await self.warehouse.ensure_schema(raw_ttl_days=self.settings.raw_ttl_days)
+        await self.warehouse.ensure_schema(
+            raw_ttl_days=self.settings.raw_ttl_days,
+            plate_retention_days=self.settings.plate_retention_days,
+        )
         cluster = await cluster_id(self.bootstrap)
         app = create_app(self.settings, self.bootstrap)
         producer, highwater = FaustProducer(app), consumer_highwater(app)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
+from api.auth import may_read
 from api.deps import UtcDatetime, WarehouseDep, run_query
+from api.privacy import public_row
 from schemas import clickhouse_ddl as ddl
+from schemas.access import Role
 
 router = APIRouter(prefix="/v1/deadletters", tags=["dead letters"])
 
@@ -23,7 +26,10 @@ class LetterOut(BaseModel):
     item_index: int | None
     connector: str = Field(description="empty when the worker refused an event")
     location: str = Field(description="where in the source, e.g. file:line")
-    raw: str = Field(description="the original bytes as text, cut to `raw_chars`")
+    raw: str | None = Field(
+        description="the original bytes as text, cut to `raw_chars`; null unless the caller "
+        "has the staff role (a refused citizen's report holds their words and contacts)"
+    )
     raw_bytes: int
 
 
@@ -52,6 +58,7 @@ Name = Annotated[str | None, Query(max_length=128)]
 
 @router.get("", response_model=list[LetterOut], summary="Dead letters, newest first")
 async def letters(
+    request: Request,
     warehouse: WarehouseDep,
     reason: Name = None,
     topic: Name = None,
@@ -69,6 +76,8 @@ async def letters(
         f" ORDER BY received_at DESC, offset DESC LIMIT {{limit:UInt32}}",
         {**params, "chars": raw_chars, "limit": limit},
     )
+    if not may_read(request, Role.STAFF):
+        rows = [public_row(r, ("raw",)) for r in rows]
     return [LetterOut(**r) for r in rows]
 
 

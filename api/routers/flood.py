@@ -9,10 +9,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from api.auth import may_read
 from api.cap import alert_xml, feed_xml
 from api.deps import UtcDatetime, WarehouseDep, local_utc, publish, run_query, utc
+from api.privacy import FLOOD_REPORT_PERSONAL_COLUMNS, public_row
 from api.routers.transit import context_of
 from schemas import clickhouse_ddl as ddl
+from schemas.access import Role
 from schemas.catalog import FLOOD_REPORTS
 from schemas.flood import FloodReport, load_stations
 from schemas.spatial import gazetteer
@@ -154,8 +157,14 @@ async def report(request: Request, body: ReportIn) -> ReportAccepted:
     return ReportAccepted(report_id=event.report_id, kecamatan=kecamatan)
 
 
-@router.get("/reports", summary="Citizen reports, newest first")
+@router.get(
+    "/reports",
+    summary="Citizen reports, newest first",
+    description="The exact point and note of each report are null unless the caller has "
+    "the staff role: the public sees the kecamatan, depth and time.",
+)
 async def reports(
+    request: Request,
     warehouse: WarehouseDep,
     kecamatan: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -165,12 +174,15 @@ async def reports(
     cond, params = "1", {"limit": limit}
     if kecamatan:
         cond, params = "kecamatan = {k:String}", {"limit": limit, "k": kecamatan}
-    return await run_query(
+    rows = await run_query(
         warehouse,
         f"SELECT report_id, ts, lat, lon, depth_cm, kecamatan, note FROM {ddl.FLOOD_REPORTS} FINAL"
         f" WHERE {cond} ORDER BY ts DESC LIMIT {{limit:UInt32}}",
         params,
     )
+    if may_read(request, Role.STAFF):
+        return rows
+    return [public_row(r, FLOOD_REPORT_PERSONAL_COLUMNS) for r in rows]
 
 
 async def _active(warehouse: WarehouseDep, alarm_id: str | None = None) -> list[dict[str, Any]]:

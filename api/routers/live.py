@@ -17,7 +17,10 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from prometheus_client import Gauge
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from api.auth import may_read
+from api.privacy import public_item
 from schemas import catalog
+from schemas.access import Role
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/live", tags=["live"])
@@ -39,14 +42,18 @@ _open: dict[str, int] = {}  # per API process, like the gauge
 
 
 def events_of(topic: str, partition: int, offset: int, value: bytes | None,
-              domain: str | None = None) -> list[ServerSentEvent]:  # fmt: skip
+              domain: str | None = None, full: bool = True) -> list[ServerSentEvent]:  # fmt: skip
     """The SSE events of one Kafka record: one per item of a batch; ``domain`` keeps only
-    alarms of that domain. A record that is not JSON is skipped (the worker dead-letters it)."""
+    alarms of that domain; without ``full`` (a caller without the staff role) personal fields
+    are dropped (api/privacy.py). A record that is not JSON is skipped (the worker
+    dead-letters it)."""
     try:
         body: Any = orjson.loads(value or b"")
     except orjson.JSONDecodeError:
         return []
     items = body if isinstance(body, list) else [body]
+    if not full:
+        items = [public_item(topic, item) for item in items]
     return [
         ServerSentEvent(
             data=orjson.dumps(item).decode(), event=topic, id=f"{topic}:{partition}:{offset}:{i}"
@@ -57,7 +64,7 @@ def events_of(topic: str, partition: int, offset: int, value: bytes | None,
 
 
 async def _tail(
-    request: Request, bootstrap: str, name: str, domain: str | None
+    request: Request, bootstrap: str, name: str, domain: str | None, full: bool = True
 ) -> AsyncIterator[ServerSentEvent]:
     consumer = AIOKafkaConsumer(
         *(t.name for t in STREAMS[name]),
@@ -74,7 +81,7 @@ async def _tail(
             batches = await consumer.getmany(timeout_ms=1000, max_records=500)
             for tp, records in batches.items():
                 for r in records:
-                    for event in events_of(tp.topic, tp.partition, r.offset, r.value, domain):
+                    for event in events_of(tp.topic, tp.partition, r.offset, r.value, domain, full):
                         yield event
     finally:
         LIVE_CLIENTS.labels(name).dec()
@@ -106,4 +113,5 @@ async def live(
             headers={"Retry-After": "30"},
         )
     bootstrap = request.app.state.publisher.bootstrap
-    return EventSourceResponse(_tail(request, bootstrap, stream, domain), ping=15)
+    full = may_read(request, Role.STAFF)  # before streaming: a wrong token is a 401
+    return EventSourceResponse(_tail(request, bootstrap, stream, domain, full), ping=15)

@@ -16,8 +16,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field, HttpUrl
 
-from api.auth import authorize
+from api.auth import authorize, may_read
 from api.deps import UtcDatetime, WarehouseDep, local_utc, publish, run_query, utc
+from api.privacy import EVENT_PERSONAL_COLUMNS, REPORT_PERSONAL_COLUMNS, public_row
 from schemas import clickhouse_ddl as ddl
 from schemas.access import Role
 from schemas.catalog import REPORT_CONTACTS, REPORT_EVENTS
@@ -96,6 +97,9 @@ class StatusAccepted(BaseModel):
     department: str
 
 
+STAFF_ONLY = "null (photo_urls empty) unless the caller has the staff role"
+
+
 class ReportOut(BaseModel):
     report_id: str
     version: int
@@ -103,17 +107,17 @@ class ReportOut(BaseModel):
     category: str
     department: str
     kecamatan: str
-    text: str
-    lat: float
-    lon: float
-    photo_urls: list[str]
+    text: str | None = Field(description=f"the citizen's words; {STAFF_ONLY}")
+    lat: float | None = Field(description=f"exact point; {STAFF_ONLY}")
+    lon: float | None = Field(description=f"exact point; {STAFF_ONLY}")
+    photo_urls: list[str] = Field(description=f"photos; {STAFF_ONLY}")
     channel: str
     received_at: UtcDatetime
     updated_at: UtcDatetime
     due_at: UtcDatetime
     closed_at: UtcDatetime | None
-    last_actor: str | None
-    last_note: str | None
+    last_actor: str | None = Field(description=f"who last moved it; {STAFF_ONLY}")
+    last_note: str | None = Field(description=f"{STAFF_ONLY}")
     overdue: bool = Field(description="open past its due time, or closed after it")
 
 
@@ -129,8 +133,8 @@ class EventOut(BaseModel):
     ts: UtcDatetime
     kind: str
     department: str
-    actor: str | None
-    note: str | None
+    actor: str | None = Field(description=STAFF_ONLY)
+    note: str | None = Field(description=STAFF_ONLY)
     source: str
 
 
@@ -154,9 +158,11 @@ class CountOut(BaseModel):
     rejected: int
 
 
-def _out(r: dict[str, Any], now: datetime) -> dict[str, Any]:
+def _out(r: dict[str, Any], now: datetime, full: bool = True) -> dict[str, Any]:
     due, closed = utc(r["due_at"]), utc(r["closed_at"])
     assert due is not None
+    if not full:
+        r = public_row(r, REPORT_PERSONAL_COLUMNS)
     return {**r, "overdue": (closed or now) > due}
 
 
@@ -205,6 +211,7 @@ async def file_report(request: Request, body: ReportIn, routing: RoutingDep) -> 
 
 @router.get("", response_model=ReportPage, summary="Reports, newest first (what staff work on)")
 async def list_reports(
+    request: Request,
     warehouse: WarehouseDep,
     department: Annotated[str | None, Query(max_length=128)] = None,
     status: ReportStatus | None = None,
@@ -233,8 +240,8 @@ async def list_reports(
     total = await run_query(
         warehouse, f"SELECT count() AS n FROM {ddl.CITIZEN_REPORTS} FINAL WHERE {where}", params
     )
-    now = datetime.now(UTC)
-    return ReportPage(items=[ReportOut(**_out(r, now)) for r in rows],
+    now, full = datetime.now(UTC), may_read(request, Role.STAFF)
+    return ReportPage(items=[ReportOut(**_out(r, now, full)) for r in rows],
                       total=int(total[0]["n"]) if total else 0, limit=limit, offset=offset)  # fmt: skip
 
 
@@ -280,7 +287,9 @@ async def _current(warehouse: WarehouseDep, report_id: str) -> dict[str, Any]:
 
 
 @router.get("/{report_id}", response_model=ReportDetail, summary="One report with its events")
-async def get_report(warehouse: WarehouseDep, report_id: ReportId) -> ReportDetail:
+async def get_report(
+    request: Request, warehouse: WarehouseDep, report_id: ReportId
+) -> ReportDetail:
     row = await _current(warehouse, report_id)
     events = await run_query(
         warehouse,
@@ -289,8 +298,11 @@ async def get_report(warehouse: WarehouseDep, report_id: ReportId) -> ReportDeta
         {"id": report_id},
     )
     status = ReportStatus(row["status"])
+    full = may_read(request, Role.STAFF)
+    if not full:
+        events = [public_row(e, EVENT_PERSONAL_COLUMNS) for e in events]
     return ReportDetail(
-        **_out(row, datetime.now(UTC)),
+        **_out(row, datetime.now(UTC), full),
         events=[EventOut(**e) for e in events],
         allowed_next=[s.value for s in allowed_next(status)],
     )

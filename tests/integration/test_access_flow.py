@@ -53,7 +53,8 @@ async def test_staff_move_only_their_departments_reports(
             assert own.status_code == 202, own.text
 
             async def moved() -> list:  # type: ignore[type-arg]
-                events = (await api.get(f"/v1/reports/{rid}")).json()["events"]
+                staff = {"Authorization": "Bearer dpu-secret"}
+                events = (await api.get(f"/v1/reports/{rid}", headers=staff)).json()["events"]
                 return [e for e in events if e["kind"] == "assigned"]
 
             (step,) = await eventually(moved, 30, "the move stored")
