@@ -80,6 +80,9 @@ class AlarmCommand(BaseModel):
     by: str = Field(min_length=1, max_length=128, description="who")
     note: str | None = Field(None, max_length=2000)
     at: AwareDatetime = Field(description="when")
+    department: str | None = Field(
+        None, max_length=128, description="the department the person acts for; null: the room"
+    )
 
 
 def alarm_id(kind: str, entity: str, started_at: datetime) -> str:

@@ -189,6 +189,28 @@ CATALOG: tuple[TopicSpec, ...] = (
 )
 
 
+# Which departments (OPD, as tokens name them) own each alarm domain's alarms: a token of
+# another department may not acknowledge or clear them. The room itself (a token without a
+# department, or with the supervisor role) acts on all.
+ALARM_OWNERS: dict[str, tuple[str, ...]] = {
+    "transit": ("Dinas Perhubungan",),
+    "traffic": ("Dinas Perhubungan",),
+    "flood": ("Dinas Pekerjaan Umum", "BPBD"),
+    "cctv": ("Satpol PP", "Diskominfo"),
+    "waste": ("Dinas Lingkungan Hidup",),
+    "prices": ("Dinas Perdagangan",),
+    "procurement": ("Bagian Pengadaan Barang/Jasa",),
+    "reports": ("Diskominfo",),
+    "sources": ("Diskominfo",),
+}
+
+
+def may_act_on(domain: str, department: str | None) -> bool:
+    """Whether a person acting for ``department`` (None: the whole room) may acknowledge or
+    clear an alarm of ``domain``."""
+    return department is None or department in ALARM_OWNERS.get(domain, ())
+
+
 def by_name(name: str) -> TopicSpec:
     for spec in CATALOG:
         if spec.name == name:

@@ -15,6 +15,7 @@ class Reason(StrEnum):
     UNKNOWN_ENTITY = "unknown_entity"
     IMPOSSIBLE_VALUE = "impossible_value"
     ILLEGAL_TRANSITION = "illegal_transition"  # a lifecycle step its state does not allow
+    FORBIDDEN = "forbidden"  # a command or move its sender's department may not make
     LATE = "late"  # past the correction horizon: its window can no longer change
     PROCESSING_ERROR = "processing_error"  # our own code failed on this item
 

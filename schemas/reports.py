@@ -99,6 +99,11 @@ class ReportEvent(BaseModel):
         None, max_length=128, description="assigned: the department taking it (default: routed)"
     )
     actor: str | None = Field(None, max_length=128, description="who made the change")
+    actor_department: str | None = Field(
+        None, max_length=128,
+        description="the department the actor moves it for (null: the room); the worker "
+        "refuses a move of another department's report as forbidden",
+    )
     note: str | None = Field(None, max_length=2000)
     # received only
     category: str | None = Field(None, max_length=64)

@@ -61,6 +61,7 @@ from streams.commands import consume_commands
 from streams.deadletter_logic import deadletter_pipeline
 from streams.flood_stream import flood_pipeline
 from streams.pipeline import Pipeline
+from streams.pipeline_types import Message
 from streams.prices_logic import prices_pipeline
 from streams.procurement_logic import procurement_pipeline
 from streams.reports_logic import reports_pipeline
@@ -269,9 +270,9 @@ class WorkerService:
             tps |= self.batch.assignment()
         return {(tp.topic, tp.partition) for tp in tps}
 
-    async def _apply_commands(self, commands: list[AlarmCommand]) -> None:
+    async def _apply_commands(self, commands: list[AlarmCommand], origins: list[Message]) -> None:
         for pipeline in self.pipelines:
-            await pipeline.apply_commands(commands)
+            await pipeline.apply_commands(commands, origins)
 
     def crashed(self) -> BaseException | None:
         if self.app is None:

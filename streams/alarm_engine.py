@@ -26,6 +26,7 @@ from schemas.alarms import (
     alarm_id,
     alarm_key,
 )
+from schemas.catalog import ALARM_OWNERS, may_act_on
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,10 @@ class EngineState:
 
 def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
+
+
+class ForbiddenCommand(Exception):
+    """A command its sender's department may not give; the message says who and why."""
 
 
 class AlarmEngine:
@@ -321,7 +326,9 @@ class AlarmEngine:
         return out
 
     def command(self, cmd: AlarmCommand) -> list[Alarm]:
-        """Apply a person's acknowledge or clear; a no-op unless this engine holds that alarm open."""
+        """Apply a person's acknowledge or clear; a no-op unless this engine holds that alarm
+        open. Raises :class:`ForbiddenCommand` when it does and the person's department does
+        not own the alarm's domain: the API checked that too, but this is the authority."""
         key = alarm_key(cmd.alarm_id)
         m = self.state.machines.get(key)
         if m is None or not m.level:
@@ -330,6 +337,12 @@ class AlarmEngine:
         rule = self.book.rule(kind)
         if alarm_id(kind, entity, _dt(m.started)) != cmd.alarm_id:
             return []
+        if not may_act_on(rule.domain, cmd.department):
+            raise ForbiddenCommand(
+                f"{cmd.by} of {cmd.department} may not {cmd.action.value} a {rule.domain} "
+                f"alarm ({cmd.alarm_id}); its owners: "
+                + (", ".join(ALARM_OWNERS.get(rule.domain, ())) or "the room")
+            )
         at = cmd.at.timestamp()
         if cmd.action is CommandAction.ACKNOWLEDGE:
             if m.acked_by is not None:

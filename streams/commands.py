@@ -14,12 +14,13 @@ from pydantic import ValidationError
 
 from schemas.alarms import AlarmCommand
 from schemas.catalog import ALARM_COMMANDS
+from streams.pipeline_types import Message
 
 log = logging.getLogger(__name__)
 
 
 async def consume_commands(
-    bootstrap: str, apply: Callable[[list[AlarmCommand]], Awaitable[None]]
+    bootstrap: str, apply: Callable[[list[AlarmCommand], list[Message]], Awaitable[None]]
 ) -> None:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
@@ -31,16 +32,19 @@ async def consume_commands(
         while True:
             batch = await consumer.getmany(timeout_ms=1000)
             commands: list[AlarmCommand] = []
-            for records in batch.values():
+            origins: list[Message] = []
+            for tp, records in batch.items():
                 for rec in records:
                     try:
                         commands.append(AlarmCommand.model_validate_json(rec.value or b""))
+                        origins.append(Message(tp.topic, tp.partition, rec.offset, rec.key,
+                                               rec.value))  # fmt: skip
                     except ValidationError as exc:
                         log.warning(
                             "alarm command ignored",
                             extra={"offset": rec.offset, "error": str(exc)[:300]},
                         )
             if commands:
-                await apply(commands)
+                await apply(commands, origins)
     finally:
         await consumer.stop()

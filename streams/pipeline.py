@@ -22,10 +22,11 @@ from datetime import UTC, datetime
 
 from schemas import clickhouse_ddl as ddl
 from schemas.alarms import AlarmCommand
-from schemas.catalog import ALARMS, DEAD_LETTER
+from schemas.catalog import ALARM_COMMANDS, ALARMS, DEAD_LETTER
 from schemas.deadletter import DeadLetter, Reason
 from schemas.settings import Settings
 from sitroom.logs import WarningSummary
+from streams.alarm_engine import ForbiddenCommand
 from streams.checkpoints import Checkpoint, Checkpoints
 from streams.metrics import (
     ALARM_TRANSITIONS,
@@ -59,6 +60,12 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Emitted", "Message", "Pipeline", "Processor", "Producer", "StateKey", "alarm_row",
            "by_partition", "processing_error"]  # fmt: skip
+
+
+def _command_record(command: AlarmCommand) -> Message:
+    """A command's record when its Kafka coordinates are not known (tests, replays)."""
+    value = command.model_dump_json().encode()
+    return Message(ALARM_COMMANDS.name, 0, -1, command.alarm_id.encode(), value)
 
 
 class Pipeline:
@@ -102,7 +109,7 @@ class Pipeline:
         self._durable: dict[tuple[str, int], int] = {}  # newest offset in a checkpoint
         self._lock = asyncio.Lock()
         self._failed: BaseException | None = None
-        self._pending_commands: deque[AlarmCommand] = deque(maxlen=10_000)
+        self._pending_commands: deque[tuple[AlarmCommand, Message]] = deque(maxlen=10_000)
         # A bad feed refuses item after item: one line per topic and reason per interval.
         self._refusals = WarningSummary(log, "event dead-lettered")
         # A batch may hold far more rows than one insert should carry.
@@ -143,8 +150,8 @@ class Pipeline:
                 },
             )
             # Commands that arrived before this state was loaded.
-            for command in self._pending_commands:
-                out.alarms.extend(proc.alarms.command(command))
+            for command, origin in self._pending_commands:
+                self._command(proc, command, origin, out)
         return proc
 
     async def assign(self, partitions: Iterable[tuple[str, int]]) -> None:
@@ -312,24 +319,40 @@ class Pipeline:
             if touched or out.alarms or out.tables or out.rejected:
                 await self._commit(out, touched, [])
 
-    async def apply_commands(self, commands: list[AlarmCommand]) -> None:
-        """Acknowledge/clear alarms held open by this worker's processors."""
+    async def apply_commands(
+        self, commands: list[AlarmCommand], origins: list[Message] | None = None
+    ) -> None:
+        """Acknowledge/clear alarms held open by this worker's processors; a command whose
+        sender may not act on the alarm is dead-lettered as ``forbidden`` (``origins``: the
+        commands' records, for the dead letter)."""
         async with self._lock:
             self._check_healthy()
             out = Emitted()
             touched: dict[StateKey, Processor] = {}
-            for command in commands:
+            for i, command in enumerate(commands):
+                origin = origins[i] if origins else _command_record(command)
                 applied = False
                 for key, proc in self._processors.items():
-                    transitions = proc.alarms.command(command)
-                    if transitions:
-                        out.alarms.extend(transitions)
+                    if self._command(proc, command, origin, out):
                         touched[key] = proc
                         applied = True
                 if not applied:
-                    self._pending_commands.append(command)
-            if touched:
+                    self._pending_commands.append((command, origin))
+            if touched or out.rejected:
                 await self._commit(out, touched, [])
+
+    @staticmethod
+    def _command(proc: Processor, command: AlarmCommand, origin: Message, out: Emitted) -> bool:
+        """Apply one command to one processor; True when it held the alarm."""
+        try:
+            transitions = proc.alarms.command(command)
+        except ForbiddenCommand as exc:
+            out.rejected.append(
+                (origin, Rejection(Reason.FORBIDDEN, str(exc), origin.value or b""))
+            )
+            return True
+        out.alarms.extend(transitions)
+        return bool(transitions)
 
     def _tick_one(self, key: StateKey, proc: Processor, now: datetime, out: Emitted) -> bool:
         scratch = Emitted()

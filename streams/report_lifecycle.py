@@ -49,13 +49,14 @@ class Step(msgspec.Struct):
     note: str | None = None
     department: str | None = None
     body: Body | None = None
+    mover: str | None = None  # the department that moved it (None: the room)
     # What report_events holds for it, as last written (seq 0: not written).
     seq: int = 0
     written_department: str | None = None
 
     def content(self) -> tuple[object, ...]:
         return (self.kind, self.ts, self.source, self.actor, self.note, self.department,
-                self.body)  # fmt: skip
+                self.body, self.mover)  # fmt: skip
 
 
 class Applied(NamedTuple):
@@ -68,6 +69,7 @@ class Unfit(NamedTuple):
     step: Step
     problem: str
     received: bool  # whether the report had been received before this step
+    forbidden: bool = False  # moved by a department the report did not belong to then
 
 
 class Folded(NamedTuple):
@@ -124,6 +126,13 @@ class Report(msgspec.Struct):
             problem = transition_problem(status, s.kind, department, s.department)
             if problem:
                 unfit.append(Unfit(s, problem, status is not None))
+                continue
+            if s.mover is not None and department is not None and s.mover != department:
+                # Judged on the report as it stood at the step, in its own time: the API
+                # checked against a table that lags, and two moves can race.
+                who = s.actor or "someone"
+                unfit.append(Unfit(s, f"{who} of {s.mover} may not move a report of "
+                                      f"{department}", True, forbidden=True))  # fmt: skip
                 continue
             if s.kind is ReportStatus.RECEIVED:
                 assert s.body is not None

@@ -150,7 +150,8 @@ class ReportsPartition(ItemPartition[ReportEvent]):
                 return made
             body = made
         step = Step(kind=ev.kind, ts=ts, offset=self._offset, source=ev.source, actor=ev.actor,
-                    note=ev.note, department=ev.department, body=body)  # fmt: skip
+                    note=ev.note, department=ev.department, body=body,
+                    mover=ev.actor_department)  # fmt: skip
         report = self.state.open.get(rid) or Report()
         if not report.add(step, now.timestamp()):
             return None
@@ -170,6 +171,8 @@ class ReportsPartition(ItemPartition[ReportEvent]):
 
     @staticmethod
     def _reason(rid: str, u: Unfit) -> tuple[Reason, str]:
+        if u.forbidden:
+            return Reason.FORBIDDEN, f"report {rid!r}: {u.problem}"
         return (Reason.ILLEGAL_TRANSITION if u.received else Reason.UNKNOWN_ENTITY,
                 f"report {rid!r}: {u.problem}")  # fmt: skip
 
@@ -307,6 +310,8 @@ class ReportsPartition(ItemPartition[ReportEvent]):
         for name in ("department", "actor", "note"):
             if getattr(s, name) is not None:
                 event[name] = getattr(s, name)
+        if s.mover is not None:
+            event["actor_department"] = s.mover
         if s.body is not None:
             event.update(category=s.body.category, text=s.body.text, lat=s.body.lat,
                          lon=s.body.lon, photo_urls=s.body.photo_urls, channel=s.body.channel)  # fmt: skip

@@ -15,7 +15,7 @@ from api.routers.transit import context_of
 from schemas import clickhouse_ddl as ddl
 from schemas.access import Role
 from schemas.alarms import AlarmCommand, CommandAction, Severity
-from schemas.catalog import ALARM_COMMANDS
+from schemas.catalog import ALARM_COMMANDS, ALARM_OWNERS, may_act_on
 
 router = APIRouter(prefix="/v1/alarms", tags=["alarms"])
 
@@ -129,6 +129,12 @@ async def _command(
 ) -> AlarmCommand:
     caller = authorize(request, Role.ALARMS)
     alarm = await _latest(warehouse, alarm_id)
+    if not may_act_on(alarm.domain, caller.department):
+        owners = ", ".join(ALARM_OWNERS.get(alarm.domain, ())) or "the room"
+        raise HTTPException(
+            403, f"{caller.name} of {caller.department} may not act on {alarm.domain} alarms "
+            f"(owners: {owners})",
+        )
     if alarm.state == "cleared":
         raise HTTPException(409, f"alarm {alarm_id!r} is already cleared")
     if action is CommandAction.ACKNOWLEDGE and alarm.acknowledged_by:
@@ -139,6 +145,7 @@ async def _command(
         by=caller.name or body.by,
         note=body.note,
         at=datetime.now(UTC),
+        department=caller.department,
     )
     await publish(
         request, ALARM_COMMANDS.name, command.alarm_id, command.model_dump_json().encode()

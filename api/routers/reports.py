@@ -334,7 +334,7 @@ async def move_report(
     event = ReportEvent(
         report_id=report_id, kind=body.status, timestamp=datetime.now(UTC),
         department=body.department, actor=caller.name or body.actor, note=body.note,
-        channel="api", source="api",
+        actor_department=caller.department, channel="api", source="api",
     )  # fmt: skip
     await publish(request, REPORT_EVENTS.name, report_id, event.model_dump_json().encode())
     log.info("report moved", extra={"report_id": report_id, "status": body.status.value,

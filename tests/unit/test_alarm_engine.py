@@ -326,3 +326,22 @@ def test_forget_clears_an_open_alarm_and_drops_the_machine() -> None:
     assert cleared.cleared_at is not None and cleared.cleared_at.timestamp() == 500.0
     assert engine.state.machines == {}
     assert engine.forget("river", "e1", 600.0, Reason.SILENCE) == []
+
+
+def test_a_command_from_a_department_that_does_not_own_the_domain_is_forbidden() -> None:
+    from schemas.catalog import ALARM_OWNERS, may_act_on
+    from streams.alarm_engine import ForbiddenCommand
+
+    assert may_act_on("flood", "BPBD") and may_act_on("flood", None)
+    assert not may_act_on("flood", "Dinas Perhubungan")
+    assert set(ALARM_OWNERS) >= {r.domain for r in load_rules().rules}  # every domain owned
+    engine = AlarmEngine(load_rules())
+    raised = engine.observe("overspeed", "K1-01", 0.0, 95.0, {}, base=60.0)
+    raised += engine.observe("overspeed", "K1-01", 30.0, 95.0, {}, base=60.0)
+    (alarm,) = [a for a in raised if a.state.value == "raised"]
+    cmd = AlarmCommand(alarm_id=alarm.id, action=CommandAction.CLEAR, by="sari",
+                       at=datetime(2026, 1, 1, tzinfo=UTC), department="BPBD")  # fmt: skip
+    with pytest.raises(ForbiddenCommand, match="sari of BPBD may not clear a transit alarm"):
+        engine.command(cmd)
+    own = cmd.model_copy(update={"department": "Dinas Perhubungan"})
+    assert [a.state.value for a in engine.command(own)] == ["cleared"]

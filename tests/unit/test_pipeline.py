@@ -320,3 +320,19 @@ async def test_a_failed_overlapping_flush_stops_the_next_batch_and_saves_nothing
     assert cps.saves == 0 and pipe.durable_offsets() == {}
     await pipe.save_now()  # a stop after the failure saves nothing either
     assert cps.saves == 0
+
+
+async def test_a_command_the_sender_may_not_give_is_dead_lettered_as_forbidden() -> None:
+    sink, cps, prod = MemorySink(), MemoryCheckpoints(), MemoryProducer()
+    pipe = make(sink, cps, prod)
+    await pipe.handle_batch(speeding_messages())
+    raised = orjson.loads(prod.on(ALARMS.name)[0][2])
+    clear = AlarmCommand(alarm_id=raised["id"], action=CommandAction.CLEAR, by="sari",
+                         at=NOW, department="Dinas Lingkungan Hidup")  # fmt: skip
+    origin = Message("sitroom.alarm-commands", 0, 41, None, clear.model_dump_json().encode())
+    await pipe.apply_commands([clear], [origin])
+    (letter,) = prod.on(DEAD_LETTER.name)
+    headers = dict(letter[3])
+    assert headers["reason"] == b"forbidden" and headers["source.offset"] == b"41"
+    assert b"may not clear a transit alarm" in headers["detail"]
+    assert len(prod.on(ALARMS.name)) == 1  # the alarm stays raised

@@ -316,3 +316,25 @@ def test_reports_saved_before_folding_continue_their_rows() -> None:
     assert [(r["version"], r["status"], r["department"]) for r in rows] == [
         (6, "resolved", "Disperkim")]  # fmt: skip
     assert [(e[1], e[3]) for e in out.tables[ddl.REPORT_EVENTS][1]] == [(6, "resolved")]
+
+
+def test_the_worker_refuses_a_move_by_another_department_as_forbidden() -> None:
+    """The API checks moves against a table that lags; two moves can race: a reassignment
+    lands first in event time, then a move by the old department. The worker judges each
+    move on the report as it stood at that step."""
+    part = partition()
+    dpu, dlh = "Dinas Pekerjaan Umum", "Dinas Lingkungan Hidup"
+    out, rejected = feed(part, [
+        received("r1"),  # jalan_rusak: routed to Dinas Pekerjaan Umum
+        step("r1", "assigned", 0.1, department=dlh, actor_department=dpu),  # handed over
+        step("r1", "in_progress", 0.2, actor_department=dpu),  # no longer theirs
+        step("r1", "in_progress", 0.3, actor_department=dlh),
+        step("r1", "resolved", 0.4),  # a room-wide actor (no department)
+    ])  # fmt: skip
+    assert [(r.reason, r.detail) for r in rejected] == [(
+        Reason.FORBIDDEN,
+        f"report 'r1': budi of {dpu} may not move a report of {dlh}",
+    )]  # fmt: skip
+    assert orjson.loads(rejected[0].raw)["actor_department"] == dpu
+    rows = report_rows(out)
+    assert (rows[-1]["status"], rows[-1]["department"]) == ("resolved", dlh)
