@@ -9,6 +9,7 @@ from schemas.ddl_departments import DEPARTMENT_DDL, PRICE_OBSERVATIONS, PRICES_C
 from schemas.ddl_sensors import *  # noqa: F403
 from schemas.ddl_sensors import (
     CCTV_EVENTS,
+    FLOOD_REPORTS,
     GAUGE_READINGS,
     GEOFENCE_EVENTS,
     SENSOR_DDL,
@@ -258,6 +259,12 @@ MIGRATIONS: tuple[str, ...] = (
     # Checkpoints gained per-entity rows (streams/checkpoints.py); the old rows are heads.
     f"ALTER TABLE {CHECKPOINTS} ADD COLUMN IF NOT EXISTS entity String,"
     " MODIFY ORDER BY (cluster_id, group_id, topic, partition, entity)",
+    # Citizens' flood reports: the depth became optional (most real reports give none)
+    # and a photo link was added. On an older table the first start rewrites the column
+    # once (a mutation; no key column is involved); later starts change nothing.
+    f"ALTER TABLE {FLOOD_REPORTS} MODIFY COLUMN depth_cm Nullable(Float32)"
+    " COMMENT 'NULL when the citizen gave no depth'",
+    f"ALTER TABLE {FLOOD_REPORTS} ADD COLUMN IF NOT EXISTS photo_url Nullable(String)",
     # Raw tables without an ingestion time get one for their TTL; filled on insert.
     *(
         f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS stored_at DateTime('UTC') DEFAULT now()"

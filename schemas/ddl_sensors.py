@@ -52,6 +52,7 @@ REPORT_COLUMNS = (
     "note",
     "source",
     "ingested_at",
+    "photo_url",
 )
 STATUS_COLUMNS = (
     "kecamatan",
@@ -155,11 +156,12 @@ SENSOR_DDL: tuple[str, ...] = (
         ts DateTime64(3, 'UTC'),
         lat Float64,
         lon Float64,
-        depth_cm Float32,
+        depth_cm Nullable(Float32) COMMENT 'NULL when the citizen gave no depth',
         kecamatan LowCardinality(String),
         note Nullable(String),
         source LowCardinality(String),
-        ingested_at DateTime64(3, 'UTC')
+        ingested_at DateTime64(3, 'UTC'),
+        photo_url Nullable(String)
     ) ENGINE = ReplacingMergeTree
     PARTITION BY toYYYYMM(ts)
     ORDER BY report_id
@@ -173,7 +175,7 @@ SENSOR_DDL: tuple[str, ...] = (
         gauge_status LowCardinality(String),
         report_status LowCardinality(String),
         reports UInt32 COMMENT 'citizen reports in the report window',
-        max_report_depth_cm Float32,
+        max_report_depth_cm Float32 COMMENT 'deepest report that gave a depth; 0 when none did',
         stations Array(String) COMMENT 'gauges at waspada or worse'
     ) ENGINE = ReplacingMergeTree(updated_at)
     ORDER BY kecamatan

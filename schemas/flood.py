@@ -38,16 +38,24 @@ class GaugeReading(BaseModel):
 
 
 class FloodReport(BaseModel):
-    """A citizen's report of standing water (laporan banjir)."""
+    """A citizen's report of standing water (laporan banjir).
+
+    ``depth_cm`` is optional: most real citizen reports give none (about 80% of a
+    PetaBencana day). A report without depth says there is water, not how much: it counts
+    as evidence of flooding at the lowest band (Waspada) of its kecamatan and never sets
+    Siaga or Awas by itself (streams/flood_logic.py)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     report_id: str = Field(min_length=1, max_length=64)
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
-    depth_cm: float = Field(ge=0, le=500, description="water depth where the citizen stands")
+    depth_cm: float | None = Field(
+        None, ge=0, le=500, description="water depth where the citizen stands, if given"
+    )
     timestamp: AwareDatetime
     note: str | None = Field(None, max_length=1000)
+    photo_url: str | None = Field(None, max_length=1000, description="a photo of the water")
     source: str = Field("unknown", max_length=64)
 
     @field_validator("timestamp")

@@ -30,7 +30,7 @@ from schemas.settings import Settings
 from schemas.traffic import load_segments
 from schemas.warehouse import Warehouse, redact
 from schemas.waste import load_sites
-from sitroom import procurement_cmd, reports_cmd, tokens_cmd
+from sitroom import flood_cmd, procurement_cmd, reports_cmd, tokens_cmd
 from sitroom.embedded_broker import EmbeddedBroker
 from sitroom.embedded_sources import embedded_sources
 from sitroom.kafka_admin import create_topics
@@ -192,7 +192,9 @@ async def cmd_connect(settings: Settings, args: argparse.Namespace) -> int:
             name="flood-simulator",
         )
         return await wait_for_stop([task], exit_when_done=True)
-    if args.connector in procurement_cmd.CONNECTORS:
+    if args.connector in flood_cmd.CONNECTORS:
+        source = flood_cmd.source(settings, args)
+    elif args.connector in procurement_cmd.CONNECTORS:
         source = procurement_cmd.source(settings, args)
     elif args.connector in reports_cmd.CONNECTORS:
         source = reports_cmd.source(settings, args)
@@ -319,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     price_replay.add_argument(
         "--source", default="bapanas", help="source name stored with each price"
     )
+    flood_cmd.add_parsers(csub)
     procurement_cmd.add_parsers(csub, _simulation_args)
     reports_cmd.add_parsers(csub, _simulation_args)
     csub.add_parser("mqtt-bridge", help="bridge MQTT semarang/flood/<station>/<kind> to Kafka")

@@ -53,7 +53,7 @@ class StationState:
 @dataclass
 class Report:
     ts: float
-    depth_cm: float
+    depth_cm: float | None = None  # None: the citizen gave no depth (most real reports)
 
 
 @dataclass
@@ -90,8 +90,13 @@ class FloodProcessor:
         max_future_s: float,
         saved: bytes | None = None,
         lateness_s: float = 10.0,
+        keep_outside: bool = False,
     ) -> None:
         self.book = book
+        # Reports outside Kota Semarang are dead-lettered, unless the service-area check is
+        # off (SITROOM_SERVICE_AREA=none, as replays of other cities' archives need): then
+        # they are stored under kecamatan "outside" and count in no kecamatan's status.
+        self.keep_outside = keep_outside
         self.cfg = book.flood
         self.registry = registry.by_id()
         self.gazetteer = gazetteer
@@ -268,13 +273,16 @@ class FloodProcessor:
 
     def _report(self, r: FloodReport, now: datetime, out: Emitted) -> tuple[Reason, str] | None:
         kec = self.gazetteer.kecamatan.at(r.lon, r.lat)
-        if kec is None:
+        if kec is None and not self.keep_outside:
             return Reason.OUTSIDE_SERVICE_AREA, f"lon={r.lon} lat={r.lat} is outside Kota Semarang"
         future = future_problem(r.timestamp, now, self.max_future_s)
         if future:
             return future
         out.add(ddl.FLOOD_REPORTS, ddl.REPORT_COLUMNS,
-                [(r.report_id, r.timestamp, r.lat, r.lon, r.depth_cm, kec, r.note, r.source, now)])  # fmt: skip
+                [(r.report_id, r.timestamp, r.lat, r.lon, r.depth_cm, kec or "outside", r.note,
+                  r.source, now, r.photo_url)])  # fmt: skip
+        if kec is None:
+            return None  # kept for the record; it is no kecamatan's evidence
         ts = r.timestamp.timestamp()
         ks = self._kecamatan(kec, ts, now.timestamp())
         if ks.expired_before is not None and ts <= ks.expired_before:
@@ -328,6 +336,19 @@ class FloodProcessor:
     def _band(self, depth: float) -> int:
         return sum(1 for b in self.cfg.report_bands_cm if depth >= b)
 
+    def _reports_level(self, reports: list[Report]) -> int:
+        """The kecamatan's level from its citizens' reports in the window.
+
+        A report with a depth sets the band of that depth (report_bands_cm), below the
+        first band it is no flood. A report without depth (most real ones: people say
+        "banjir" and send a photo, not a measurement) is evidence that there is water,
+        not of how much: it counts as the lowest band, Waspada, and can never set Siaga or
+        Awas by itself; a measured depth in the same kecamatan still can."""
+        level = 0
+        for r in reports:
+            level = max(level, 1 if r.depth_cm is None else self._band(r.depth_cm))
+        return level
+
     def _status(self, wall: float, out: Emitted) -> bool:
         """A row per kecamatan whose status or as-of time changed since its last row. The
         last row of each kecamatan is then a function of the facts alone (what the stations
@@ -351,16 +372,16 @@ class FloodProcessor:
                 for rid in [k for k, r in ks.reports.items() if r.ts <= ks.expired_before]:
                     ks.as_of = max(ks.as_of, ks.reports.pop(rid).ts + window)
             g_level, alarmed = gauges.get(kec, (0, []))
-            depths = [r.depth_cm for r in ks.reports.values()]
-            deepest = max(depths, default=0.0)
-            r_level = self._band(deepest) if depths else 0
+            reports = list(ks.reports.values())
+            deepest = max((r.depth_cm for r in reports if r.depth_cm is not None), default=0.0)
+            r_level = self._reports_level(reports)
             level = max(g_level, r_level)
-            signature = f"{ks.as_of}|{level}|{g_level}|{r_level}|{len(depths)}|{deepest}|{','.join(alarmed)}"
+            signature = f"{ks.as_of}|{level}|{g_level}|{r_level}|{len(reports)}|{deepest}|{','.join(alarmed)}"
             if ks.emitted == signature:
                 continue
             ks.emitted = signature
             rows.append((kec, _dt(ks.as_of), LEVELS[level], level, LEVELS[g_level],
-                         LEVELS[r_level], len(depths), deepest, alarmed))  # fmt: skip
+                         LEVELS[r_level], len(reports), deepest, alarmed))  # fmt: skip
         out.add(ddl.FLOOD_STATUS, ddl.STATUS_COLUMNS, rows)
         return bool(rows)
 

@@ -31,6 +31,7 @@ def flood_pipeline(
         return FloodProcessor(
             book, registry, gazetteer, settings.max_future_s, saved,
             lateness_s=settings.window_allowed_lateness_s,
+            keep_outside=settings.service_area is None,
         )  # fmt: skip
 
     return Pipeline(

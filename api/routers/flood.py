@@ -11,7 +11,15 @@ from pydantic import BaseModel, Field
 
 from api.auth import may_read
 from api.cap import alert_xml, feed_xml
-from api.deps import UtcDatetime, WarehouseDep, local_utc, publish, run_query, utc
+from api.deps import (
+    UtcDatetime,
+    WarehouseDep,
+    local_range,
+    local_utc,
+    publish,
+    run_query,
+    utc,
+)
 from api.privacy import FLOOD_REPORT_PERSONAL_COLUMNS, public_row
 from api.routers.transit import context_of
 from schemas import clickhouse_ddl as ddl
@@ -59,9 +67,12 @@ class KecamatanStatus(BaseModel):
 class ReportIn(BaseModel):
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
-    depth_cm: float = Field(ge=0, le=500)
+    # Optional, as most citizens give none: such a report counts as Waspada evidence for
+    # its kecamatan and never raises Siaga or Awas by itself (streams/flood_logic.py).
+    depth_cm: float | None = Field(None, ge=0, le=500, description="water depth, if known")
     timestamp: datetime | None = Field(None, description="default: now")
     note: str | None = Field(None, max_length=1000)
+    photo_url: str | None = Field(None, max_length=1000, pattern=r"^https?://\S+$")
 
 
 class ReportAccepted(BaseModel):
@@ -99,13 +110,34 @@ async def stations(warehouse: WarehouseDep) -> list[StationOut]:
 
 @router.get("/stations/{station_id}/readings", response_model=list[Reading])
 async def readings(
+    request: Request,
     warehouse: WarehouseDep,
     station_id: Annotated[str, Path(min_length=1, max_length=64)],
     hours: Annotated[float, Query(gt=0, le=24 * 31)] = 24,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 2000,
+    since: Annotated[
+        datetime | None, Query(description="from this time on (naive: local time)")
+    ] = None,
+    until: Annotated[
+        datetime | None, Query(description="before this time (naive: local time)")
+    ] = None,
 ) -> list[Reading]:
+    """The last ``hours`` before the station's newest reading; or, with ``since`` and/or
+    ``until``, the readings in that range (a backfilled history, e.g. ``gauge-replay``)."""
     if load_stations().get(station_id) is None:
         raise HTTPException(404, f"no station {station_id!r}")
+    if since is not None or until is not None:
+        since, until = local_range(request, since, until)
+        rows = await run_query(
+            warehouse,
+            f"SELECT ts, value FROM {ddl.GAUGE_READINGS} FINAL WHERE station_id = {{s:String}}"
+            " AND ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}"
+            " ORDER BY ts LIMIT {limit:UInt32}",
+            {"s": station_id, "limit": limit,
+             "since": since or datetime(1970, 1, 1, tzinfo=UTC),
+             "until": until or datetime(2200, 1, 1, tzinfo=UTC)},
+        )  # fmt: skip
+        return [Reading(**r) for r in rows]
     rows = await run_query(
         warehouse,
         f"SELECT ts, value FROM {ddl.GAUGE_READINGS} FINAL WHERE station_id = {{s:String}}"
@@ -151,7 +183,7 @@ async def report(request: Request, body: ReportIn) -> ReportAccepted:
         )
     event = FloodReport(
         report_id=str(uuid.uuid4()), lat=body.lat, lon=body.lon, depth_cm=body.depth_cm,
-        timestamp=ts, note=body.note, source="api",
+        timestamp=ts, note=body.note, photo_url=body.photo_url, source="api",
     )  # fmt: skip
     await publish(request, FLOOD_REPORTS.name, event.report_id, event.model_dump_json().encode())
     return ReportAccepted(report_id=event.report_id, kecamatan=kecamatan)
@@ -160,8 +192,8 @@ async def report(request: Request, body: ReportIn) -> ReportAccepted:
 @router.get(
     "/reports",
     summary="Citizen reports, newest first",
-    description="The exact point and note of each report are null unless the caller has "
-    "the staff role: the public sees the kecamatan, depth and time.",
+    description="The exact point, note and photo of each report are null unless the caller "
+    "has the staff role: the public sees the kecamatan, depth and time.",
 )
 async def reports(
     request: Request,
@@ -176,7 +208,7 @@ async def reports(
         cond, params = "kecamatan = {k:String}", {"limit": limit, "k": kecamatan}
     rows = await run_query(
         warehouse,
-        f"SELECT report_id, ts, lat, lon, depth_cm, kecamatan, note FROM {ddl.FLOOD_REPORTS} FINAL"
+        f"SELECT report_id, ts, lat, lon, depth_cm, kecamatan, note, photo_url, source FROM {ddl.FLOOD_REPORTS} FINAL"
         f" WHERE {cond} ORDER BY ts DESC LIMIT {{limit:UInt32}}",
         params,
     )

@@ -144,9 +144,9 @@ async def test_flood_gauges_over_mqtt_end_to_end(
                     "/v1/flood/reports", json={"lat": -6.2, "lon": 106.8, "depth_cm": 20}
                 )
                 assert outside.status_code == 422 and "lat" in outside.text
-                assert (
-                    await api.post("/v1/flood/reports", json={"lat": -6.99, "lon": 110.42})
-                ).status_code == 422
+                # No depth, as most citizens give none: accepted (Waspada evidence only).
+                shallow = await api.post("/v1/flood/reports", json={"lat": -6.99, "lon": 110.42})
+                assert shallow.status_code == 202
                 ok = await api.post(
                     "/v1/flood/reports", json={"lat": -6.9800, "lon": 110.4380, "depth_cm": 80}
                 )
@@ -159,6 +159,10 @@ async def test_flood_gauges_over_mqtt_end_to_end(
                     return any(r["report_id"] == ok.json()["report_id"] for r in rows)
 
                 await eventually(report_stored, 30, "the citizen's report")
+                kec = shallow.json()["kecamatan"]
+                rows = (await api.get("/v1/flood/reports", params={"kecamatan": kec})).json()
+                [depthless] = [r for r in rows if r["report_id"] == shallow.json()["report_id"]]
+                assert depthless["depth_cm"] is None
                 layer = (await api.get("/v1/layers/kecamatan")).json()
                 assert len(layer["features"]) == 16
 
