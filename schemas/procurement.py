@@ -9,11 +9,20 @@ red flag needs that).
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 
 class TenderSource(StrEnum):
@@ -128,8 +137,49 @@ def parse_idr(text: str) -> float:
 
 
 def slug(text: str) -> str:
-    """A stable id from a name (SPSE listings carry the agency's name only)."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    """A stable id (at most 128 characters) from a name (SPSE listings, and some OCDS
+    publishers, carry names only): "SECRETARÍA DE FINANZAS" → ``secretaria-de-finanzas``."""
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")[:128].rstrip("-")
+
+
+# What each field of a TenderEvent is called in a dead letter's detail.
+FIELD_NAMES = {
+    "event_id": "an award, contract or tenderer id",
+    "tender_id": "the package id (ocid)",
+    "ts": "the date",
+    "agency_id": "the buyer's identifier",
+    "agency_name": "the buyer's name",
+    "title": "the title",
+    "method": "the procurement method",
+    "category": "the category",
+    "year": "the budget year",
+    "status": "the status",
+    "estimate_amount": "the estimate (HPS / tender value)",
+    "estimate_currency": "the estimate's currency",
+    "tender_start": "the tender period's start",
+    "tender_end": "the tender period's end",
+    "bidders": "the number of tenderers",
+    "bidder_id": "a tenderer's identifier",
+    "bidder_name": "a tenderer's name",
+    "winner_id": "a supplier's identifier",
+    "winner_name": "a supplier's name",
+    "amount": "an award or contract value",
+    "currency": "an award or contract currency",
+    "exchange_rate": "an exchange rate",
+}
+
+
+def refusal(exc: ValidationError) -> str:
+    """Why a tender event was refused, as a sentence: the field in words and what is wrong
+    with it, never the value (nor pydantic's own wording of the error)."""
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False)[:3]:
+        field = str(err["loc"][0]) if err["loc"] else ""
+        msg = err["msg"].removeprefix("Value error, ")
+        msg = msg[:1].lower() + msg[1:]
+        parts.append(f"{FIELD_NAMES[field]} is not usable: {msg}" if field in FIELD_NAMES else msg)
+    return "; ".join(parts)
 
 
 def method_key(method: str | None) -> str:

@@ -33,8 +33,9 @@ async def test_procurement_replays_end_to_end_and_idempotently(
     broker: EmbeddedBroker, clean_warehouse: Warehouse, settings: Settings, tmp_path: Path
 ) -> None:
     wh = clean_warehouse
-    listings = [*sorted(FIXTURES.glob("pyproc_dt_*.json")), corrupt_listing(tmp_path)]
-    packages = sorted(FIXTURES.glob("ocdskit_*.json"))
+    listings = [*(FIXTURES / f"pyproc_dt_{k}.json" for k in ("darurat_list", "nonspk", "swakelola")),
+                corrupt_listing(tmp_path)]  # fmt: skip
+    packages = sorted(FIXTURES.glob("ocdskit_cdmx_*.json"))
 
     async def replay() -> None:
         await run_connector(SpseReplaySource(listings, as_of=AS_OF), broker.bootstrap, None)
@@ -150,3 +151,53 @@ async def test_procurement_replays_end_to_end_and_idempotently(
                 )
                 == 3
             )
+
+
+async def test_every_procurement_file_shape_lands_in_the_tables_and_the_api(
+    broker: EmbeddedBroker, clean_warehouse: Warehouse, settings: Settings
+) -> None:
+    """SPSE's tender listing and OCDS as publishers put it out (ISO-8859-1, JSON lines, a
+    bare release, a record package, a buyer named only by name, a contract-only release),
+    2010-2019 data, through the worker into ClickHouse and the API, nothing dead-lettered."""
+    listings = [
+        FIXTURES / "pyproc_readme_dt_lelang_pu_2019.json",
+        FIXTURES / "pyproc_dt_lelang.json",
+    ]
+    files = ["release-package_encoding-iso-8859-1", "release-package_split", "compiled-release-1",
+             "record-package-1", "release-package_1.0-1", "release-package_1.1-2"]  # fmt: skip
+    packages = [FIXTURES / f"ocdskit_{name}.json" for name in files]
+    async with running_worker(settings, broker.bootstrap, clean_warehouse):
+        await run_connector(SpseReplaySource(listings, as_of=AS_OF), broker.bootstrap, None)
+        await run_connector(OcdsReplaySource(packages), broker.bootstrap, None)
+        async with api_client(settings, clean_warehouse, broker.bootstrap) as api:
+
+            async def all_tenders() -> dict:  # type: ignore[type-arg]
+                page = (await api.get("/v1/procurement/tenders", params={"limit": 100})).json()
+                return page if page["total"] == 10 else {}
+
+            page = await eventually(all_tenders, 90, "10 tenders")
+            by_key = {t["tender_key"]: t for t in page["items"]}
+            lelang = by_key["spse:lelang-48658064"]
+            assert (lelang["method"], lelang["category"], lelang["year"], lelang["stage"]) == (
+                "Seleksi", "Jasa Konsultansi Badan Usaha", 2019, "announced")  # fmt: skip
+            assert lelang["estimate_amount"] == 1_700_000_000
+            assert by_key["spse:lelang-10080116000"]["category"] == "Pengadaan Barang"
+            latin1 = by_key["ocds:OCDS-87SD3T-SEFIN-DRM-AD-024-2016"]
+            assert latin1["agency_name"] == "SECRETARÍA DE FINANZAS"
+            assert latin1["title"] == "MANTENIMIENTO A MÁQUINA CORTADORA"
+            named = by_key["ocds:ocds-03ad3f-193399"]
+            assert (named["agency_id"], named["stage"], named["winner_name"]) == (
+                "direccion-nacional-de-contrataciones-publicas-dncp", "awarded",
+                "MASTER SOFT SRL")  # fmt: skip
+            contract = by_key["ocds:ocds-03ad3f-246807"]
+            assert (contract["stage"], contract["winner_id"]) == ("contract", "11-de-setiembre-srl")
+            assert by_key["ocds:ocds-07smqs-993235"]["agency_id"] == "INAH-195"
+            assert {"ocds:OCDS-87SD3T-AD-SF-DRM-063-2015",
+                    "ocds:OCDS-87SD3T-AD-SF-DRM-065-2015"} <= set(by_key)  # fmt: skip
+            events = await _scalar(
+                clean_warehouse,
+                "SELECT count() FROM procurement_events FINAL "
+                "WHERE tender_key = 'ocds:ocds-03ad3f-246807'",
+            )
+            assert events == 1  # the contract, no empty announcement
+    assert await _scalar(clean_warehouse, "SELECT count() FROM dead_letters") == 0
