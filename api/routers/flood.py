@@ -237,8 +237,31 @@ async def _active(warehouse: WarehouseDep, alarm_id: str | None = None) -> list[
 @router.get("/cap", summary="Active flood alarms as CAP 1.2 alerts in an Atom feed",
             response_class=Response, responses={200: {"content": {"application/atom+xml": {}}}})  # fmt: skip
 async def cap_feed(request: Request, warehouse: WarehouseDep) -> Response:
-    body = feed_xml(await _active(warehouse), str(request.url))
+    alarms = await _active(warehouse)
+    earlier = await _sent_before(warehouse, [a["id"] for a in alarms])
+    body = feed_xml(alarms, str(request.url), earlier)
     return Response(body, media_type="application/atom+xml")
+
+
+async def _sent_before(
+    warehouse: WarehouseDep, ids: list[str]
+) -> dict[str, list[tuple[int, datetime]]]:
+    """Every version of these alarms and when it was sent: what an Update or a Cancel
+    references (CAP 1.2 requires it)."""
+    if not ids:
+        return {}
+    rows = await run_query(
+        warehouse,
+        f"SELECT id, version, last_seen FROM {ddl.ALARM_TRANSITIONS} FINAL"
+        " WHERE id IN {ids:Array(String)} ORDER BY id, version",
+        {"ids": ids},
+    )
+    out: dict[str, list[tuple[int, datetime]]] = {}
+    for r in rows:
+        sent = utc(r["last_seen"])
+        assert sent is not None
+        out.setdefault(r["id"], []).append((int(r["version"]), sent))
+    return out
 
 
 @router.get("/cap/{alarm_id:path}", summary="One flood alarm as a CAP 1.2 alert",
@@ -247,4 +270,5 @@ async def cap_alert(warehouse: WarehouseDep, alarm_id: str) -> Response:
     rows = await _active(warehouse, alarm_id)
     if not rows:
         raise HTTPException(404, f"no flood alarm {alarm_id!r}")
-    return Response(alert_xml(rows[0]), media_type="application/cap+xml")
+    earlier = await _sent_before(warehouse, [alarm_id])
+    return Response(alert_xml(rows[0], earlier.get(alarm_id)), media_type="application/cap+xml")

@@ -19,6 +19,7 @@ from schemas.settings import Settings
 from schemas.warehouse import Warehouse
 from sitroom.embedded_broker import EmbeddedBroker
 from sitroom.runtime import run_connector
+from tests.cap_schema import assert_valid_cap
 from tests.integration.conftest import api_client, eventually, running_worker
 from tests.integration.test_bad_input_and_gtfs import read_topic
 
@@ -125,11 +126,13 @@ async def test_flood_gauges_over_mqtt_end_to_end(
 
                 cap = await api.get("/v1/flood/cap")
                 assert cap.headers["content-type"].startswith("application/atom+xml")
+                assert assert_valid_cap(cap.content)  # every alert against the CAP 1.2 XSD
                 cap_ns = "{urn:oasis:names:tc:emergency:cap:1.2}"
                 alerts = ElementTree.fromstring(cap.content).iter(f"{cap_ns}alert")
                 severities = {a.findtext(f"{cap_ns}info/{cap_ns}severity") for a in alerts}
                 assert "Severe" in severities  # siaga
                 one = await api.get(f"/v1/flood/cap/{level['id']}")
+                assert_valid_cap(one.content)
                 assert one.status_code == 200 and one.headers["content-type"].startswith(
                     "application/cap+xml"
                 )
