@@ -101,6 +101,10 @@ class FloodConfig(BaseModel):
     report_window_h: float = Field(6.0, gt=0, description="citizen reports count this long")
     # Depth (cm) of a citizen report that puts its kecamatan at Waspada, Siaga, Awas.
     report_bands_cm: tuple[float, float, float] = (10.0, 30.0, 70.0)
+    # Citizens' reports alone raise a kecamatan no higher than Waspada unless this many
+    # reports in the window agree on the higher band, or a gauge of the kecamatan is itself
+    # at Waspada or above: one anonymous report must not set Awas.
+    corroborating_reports: int = Field(3, ge=1)
 
     @model_validator(mode="after")
     def _bands(self) -> FloodConfig:

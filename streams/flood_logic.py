@@ -336,18 +336,24 @@ class FloodProcessor:
     def _band(self, depth: float) -> int:
         return sum(1 for b in self.cfg.report_bands_cm if depth >= b)
 
-    def _reports_level(self, reports: list[Report]) -> int:
+    def _reports_level(self, reports: list[Report], gauge_level: int = 0) -> int:
         """The kecamatan's level from its citizens' reports in the window.
 
-        A report with a depth sets the band of that depth (report_bands_cm), below the
-        first band it is no flood. A report without depth (most real ones: people say
+        A report with a depth stands for the band of that depth (report_bands_cm), below the
+        first band for no flood. A report without depth (most real ones: people say
         "banjir" and send a photo, not a measurement) is evidence that there is water,
-        not of how much: it counts as the lowest band, Waspada, and can never set Siaga or
-        Awas by itself; a measured depth in the same kecamatan still can."""
-        level = 0
-        for r in reports:
-            level = max(level, 1 if r.depth_cm is None else self._band(r.depth_cm))
-        return level
+        not of how much: it stands for the lowest band, Waspada.
+
+        Reports alone are not trusted beyond Waspada: a higher band needs
+        ``corroborating_reports`` reports at or above it, or a gauge of the kecamatan that
+        is itself at Waspada or above (then the deepest report counts)."""
+        bands = sorted((1 if r.depth_cm is None else self._band(r.depth_cm) for r in reports),
+                       reverse=True)  # fmt: skip
+        if not bands or bands[0] <= 1 or gauge_level >= 1:
+            return bands[0] if bands else 0
+        n = self.cfg.corroborating_reports
+        agreed = bands[n - 1] if len(bands) >= n else 0
+        return max(agreed, 1)
 
     def _status(self, wall: float, out: Emitted) -> bool:
         """A row per kecamatan whose status or as-of time changed since its last row. The
@@ -374,7 +380,7 @@ class FloodProcessor:
             g_level, alarmed = gauges.get(kec, (0, []))
             reports = list(ks.reports.values())
             deepest = max((r.depth_cm for r in reports if r.depth_cm is not None), default=0.0)
-            r_level = self._reports_level(reports)
+            r_level = self._reports_level(reports, g_level)
             level = max(g_level, r_level)
             signature = f"{ks.as_of}|{level}|{g_level}|{r_level}|{len(reports)}|{deepest}|{','.join(alarmed)}"
             if ks.emitted == signature:

@@ -12,7 +12,7 @@ from schemas.catalog import FLOOD_REPORTS, GAUGE_READINGS
 from schemas.deadletter import Reason
 from schemas.flood import Station, StationRegistry, load_stations
 from schemas.spatial import gazetteer
-from streams.flood_logic import FloodProcessor
+from streams.flood_logic import FloodProcessor, Report
 from streams.metrics import LATE_EVENTS
 from streams.pipeline import Emitted, Message, alarm_row
 
@@ -253,10 +253,30 @@ def test_citizen_reports_set_the_kecamatan_status_and_expire() -> None:
     )
     assert [r.reason for r in rejected] == [Reason.OUTSIDE_SERVICE_AREA]
     status = [r for r in out.tables["flood_kecamatan_status"][1] if r[0] == "Gayamsari"][-1]
-    assert (status[1], status[2], status[5], status[6]) == (at(T0 + 60), "siaga", "siaga", 1)
+    # One citizen's 35 cm is Siaga's depth, but one report alone sets no more than Waspada.
+    assert (status[1], status[2], status[5], status[6]) == (at(T0 + 60), "waspada", "waspada", 1)
+    more = [{**report, "report_id": f"r{i}", "depth_cm": d, "lat": -6.9990 + i / 1e4}
+            for i, d in ((3, 80), (4, 40))]  # fmt: skip
+    out, _ = feed(proc, [orjson.dumps(m) for m in more], topic=FLOOD_REPORTS.name)
+    status = [r for r in out.tables["flood_kecamatan_status"][1] if r[0] == "Gayamsari"][-1]
+    # Three agree on Siaga or deeper (only one on Awas): Siaga.
+    assert (status[2], status[5], status[6], status[7]) == ("siaga", "siaga", 3, 80.0)
     out, _ = feed(proc, [reading("BKT-MAJAPAHIT", 7 * 60, 50)])  # seven hours later
     status = [r for r in out.tables["flood_kecamatan_status"][1] if r[0] == "Gayamsari"][-1]
     assert status[2] == "normal" and status[6] == 0 and status[1] == at(T0 + 7 * 3600)
+
+
+def test_one_report_is_trusted_beyond_waspada_when_a_gauge_agrees() -> None:
+    cfg = load_rules().flood
+    proc = processor()
+    deep = [Report(T0, 90.0)]
+    assert proc._reports_level(deep) == 1  # alone: Waspada at most
+    assert proc._reports_level(deep, gauge_level=1) == 3  # a gauge at Waspada: Awas
+    agreeing = [Report(T0 + i, 90.0) for i in range(cfg.corroborating_reports)]
+    assert proc._reports_level(agreeing) == 3
+    assert proc._reports_level([Report(T0, None), Report(T0, 5.0)]) == 1
+    assert proc._reports_level([Report(T0, 5.0)]) == 0
+    assert proc._reports_level([]) == 0
 
 
 def test_state_survives_a_checkpoint() -> None:
