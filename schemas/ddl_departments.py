@@ -44,6 +44,9 @@ FLAG_COLUMNS = (
 CITIZEN_REPORTS = "reports"
 REPORT_EVENTS = "report_events"
 REPORT_CONTACTS = "report_contacts"
+# The reports' lifecycle without their personal columns (words, point, photos, actors,
+# notes): what analysts' SQL and dashboards read instead of `reports`.
+REPORT_DEADLINES = "report_deadlines"
 CITIZEN_REPORT_COLUMNS = (
     "report_id", "version", "status", "category", "department", "kecamatan", "text", "lat",
     "lon", "photo_urls", "channel", "received_at", "updated_at", "due_at", "closed_at",
@@ -226,5 +229,11 @@ DEPARTMENT_DDL: tuple[str, ...] = (
     ) ENGINE = ReplacingMergeTree(ingested_at)
     ORDER BY report_id
     TTL toDateTime(ts) + INTERVAL 1 YEAR
+    """,
+    f"""
+    CREATE OR REPLACE VIEW {REPORT_DEADLINES} AS
+    SELECT report_id, status, category, department, kecamatan, channel, received_at,
+           updated_at, due_at, closed_at
+    FROM {CITIZEN_REPORTS} FINAL
     """,
 )

@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(64 * 1024, ge=1024)
     api_intake_per_minute: float = Field(20.0, gt=0)
     api_intake_burst: int = Field(10, ge=1)
+    # Analysts' SQL at /clickhouse (the embedded engine's ClickHouse HTTP interface): a
+    # result larger, a query longer or hungrier than this fails with ClickHouse's own error.
+    sql_max_rows: int = Field(100_000, ge=1)
+    sql_max_seconds: float = Field(30.0, gt=0)
+    sql_max_memory_bytes: int = Field(1 << 30, ge=1 << 20)
 
     # Event time, kept per entity (vehicle, segment, station, truck). Events up to the
     # lateness behind their entity's newest are exact; up to the correction horizon behind

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import os
 import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import chdb
 import clickhouse_connect
 from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
 
@@ -27,6 +29,8 @@ from schemas.clickhouse_ddl import (
     RAW_TTL_COLUMNS,
     VERSIONED_REBUILDS,
 )
+from schemas.sql_engine import SqlAnswer, SqlRequest, run_sql
+from schemas.sql_policy import Limits
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +201,19 @@ class Warehouse:
     ) -> None:
         if rows:
             await self._run("insert", table, list(rows), column_names=list(columns))
+
+    async def analyst_sql(self, request: SqlRequest, limits: Limits) -> SqlAnswer:
+        """An analyst's statement, checked, read-only and limited (schemas/sql_engine.py), on
+        this process's engine. Only the embedded engine: a ClickHouse server has users and an
+        HTTP interface of its own."""
+        if not self.embedded:
+            raise WarehouseError("analysts' SQL through the API needs the embedded engine")
+
+        def call() -> SqlAnswer:
+            engine = os.path.realpath(self._connect().path)
+            return run_sql(chdb, engine, request, limits)
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)  # type: ignore[no-any-return]
 
     async def ping(self) -> bool:
         try:
