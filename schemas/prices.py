@@ -10,7 +10,15 @@ from datetime import UTC, date, datetime, time, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 MARKETS_FILE = Path(__file__).with_name("markets.toml")
 COMMODITIES_FILE = Path(__file__).with_name("commodities.toml")
@@ -59,7 +67,9 @@ def wib_day(ts: datetime) -> date:
     return ts.astimezone(WIB).date()
 
 
-def _key(name: str) -> str:
+def name_key(name: str) -> str:
+    """How a published name is compared: any case, any spacing ("Cabai Merah Keriting "
+    with PIHPS' trailing space is "cabai merah keriting")."""
     return " ".join(name.casefold().split())
 
 
@@ -92,7 +102,13 @@ class Commodity(BaseModel):
     unit: str
     grade: str = ""
     bapanas_id: int | None = None
+    pihps_group: str = Field(
+        "", description="the PIHPS group (e.g. Beras) whose row averages this grade"
+    )
     aliases: list[str] = Field(default_factory=list, description="PIHPS and Bapanas names")
+
+    def names(self) -> list[str]:
+        return [self.id, self.name, *self.aliases]
 
 
 class CommodityRegistry(BaseModel):
@@ -100,17 +116,30 @@ class CommodityRegistry(BaseModel):
 
     note: str = ""
     commodities: list[Commodity] = Field(alias="commodity")
+    _index: dict[str, Commodity] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_commodity_per_name(self) -> CommodityRegistry:
+        # A name standing for two commodities would collapse two series into one.
+        index: dict[str, Commodity] = {}
+        for c in self.commodities:
+            for name in c.names():
+                other = index.setdefault(name_key(name), c)
+                if other.id != c.id:
+                    raise ValueError(f"the name {name!r} stands for both {other.id} and {c.id}")
+        self._index = index
+        return self
 
     def by_id(self) -> dict[str, Commodity]:
         return {c.id: c for c in self.commodities}
 
     def resolve(self, name: str) -> Commodity | None:
         """The commodity a published name (any alias, any case or spacing) stands for."""
-        wanted = _key(name)
-        for c in self.commodities:
-            if wanted in (_key(c.id), _key(c.name), *(_key(a) for a in c.aliases)):
-                return c
-        return None
+        return self._index.get(name_key(name))
+
+    def groups(self) -> set[str]:
+        """PIHPS group names (as :func:`name_key`), whose rows average their grades."""
+        return {name_key(c.pihps_group) for c in self.commodities if c.pihps_group}
 
 
 @lru_cache(maxsize=4)

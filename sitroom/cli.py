@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from prometheus_client import start_http_server
 from pydantic import ValidationError
@@ -237,7 +238,10 @@ async def cmd_connect(settings: Settings, args: argparse.Namespace) -> int:
             )
         if missing_files := [str(f) for f in price_files if not f.is_file()]:
             raise ConfigError(f"no such file: {', '.join(missing_files)}")
-        source = PriceReplay(price_files, args.market, load_commodities(), source=args.source)
+        source = PriceReplay(
+            price_files, args.market, load_commodities(), source=args.source,
+            zone=ZoneInfo(settings.timezone),
+        )  # fmt: skip
     elif args.connector == "traffic-simulator":
         source = TrafficSimulator(
             load_segments(),
@@ -312,9 +316,12 @@ def build_parser() -> argparse.ArgumentParser:
         csub.add_parser("price-simulator", help="staple-food prices at Semarang's markets")
     )
     price_replay = csub.add_parser(
-        "price-replay", help="Bapanas/PIHPS-shaped price table (CSV or JSON)"
+        "price-replay",
+        help="Bapanas/PIHPS price tables: .xlsx, CSV or JSON; long or PIHPS' wide layout",
     )
-    price_replay.add_argument("--file", nargs="+", required=True, help="tables to replay, in order")
+    price_replay.add_argument(
+        "--file", nargs="+", required=True, help="tables to replay, in order (.gz too)"
+    )
     price_replay.add_argument(
         "--market", required=True, help="market id the table is for, e.g. kota-bandung"
     )

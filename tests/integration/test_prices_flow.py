@@ -142,3 +142,35 @@ async def test_simulated_markets_raise_the_scripted_alarms(
             assert (
                 situation["counts"]["prices"]["markets_reporting_last_day"] == len(sim.markets) - 1
             )
+
+
+PIHPS_XLSX = BANDUNG.with_name("pihps_nasional_2026-01_2026-04.xlsx")
+
+
+async def test_a_real_pihps_workbook_lands_grade_by_grade(
+    broker: EmbeddedBroker, clean_warehouse: Warehouse, settings: Settings
+) -> None:
+    """PIHPS' .xlsx export (national averages, Jan-Apr 2026, 21 grades under 10 group
+    rows): every grade is its own series in the tables and the API, the group rows are not
+    stored, and the graded rice and sugar have their ceilings."""
+    wh = clean_warehouse
+    replay = PriceReplay([PIHPS_XLSX], "kota-bandung", load_commodities(), source="pihps")
+    async with running_worker(settings, broker.bootstrap, wh):
+        await run_connector(replay, broker.bootstrap)
+        assert (replay.stats.published, replay.stats.rejected) == (21 * 86, 0)
+        async with api_client(settings, wh, broker.bootstrap) as api:
+
+            async def all_rows() -> list:  # type: ignore[type-arg]
+                got = (await api.get("/v1/prices/daily", params={
+                    "market": "kota-bandung", "days": 366, "limit": 5000})).json()  # fmt: skip
+                return got if len(got) == 21 * 86 else []
+
+            daily = await eventually(all_rows, 60, "every grade and day in prices_daily")
+            first = {d["commodity_id"]: d for d in daily if d["day"] == "2026-01-01"}
+            assert len(first) == 21
+            assert (first["beras-medium-1"]["price_idr"], first["beras-medium-2"]["price_idr"]) == (15900, 15800)  # fmt: skip
+            assert (first["beras-medium-1"]["grade"], first["daging-sapi-2"]["grade"]) == ("medium-1", "kualitas-2")  # fmt: skip
+            commodities = {c["id"]: c for c in (await api.get("/v1/prices/commodities")).json()}
+            assert commodities["beras-medium-2"]["ceiling_idr"] == 13500
+            assert commodities["gula-pasir-lokal"]["ceiling_kind"] == "HAP"
+            assert commodities["cabai-rawit-hijau"]["ceiling_idr"] is None

@@ -1,5 +1,6 @@
 import csv
 import json
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,14 @@ T0 = datetime(2026, 11, 20, 3, 0, tzinfo=UTC).timestamp()  # 10:00 WIB
 class FakePublisher:
     def __init__(self) -> None:
         self.dead: list[tuple[bytes, str, str, str]] = []
+        self.skipped: Counter[str] = Counter()
 
     async def dead_letter(self, raw: bytes, reason: str, detail: str, source: str) -> None:
         self.dead.append((raw, reason, detail, source))
+
+    def skip(self, reason: str, n: int = 1) -> None:
+        if n:
+            self.skipped[reason] += n
 
 
 async def replay(path: Path, market: str = "kota-bandung") -> tuple[PriceReplay, list[PriceObservation], FakePublisher]:  # fmt: skip
@@ -39,7 +45,8 @@ async def test_the_real_bandung_file_maps_onto_the_commodity_list() -> None:
     first = events[0]
     assert (first.commodity_id, first.grade, first.unit, first.price_idr, str(first.date)) == (
         "beras-premium", "premium", "kg", 16000.0, "2025-09-13")  # fmt: skip
-    assert first.observed_at == datetime(2025, 9, 13, 5, 0, tzinfo=UTC)  # midday WIB
+    # The start of the market day in WIB: never in the future on that day.
+    assert first.observed_at == datetime(2025, 9, 12, 17, 0, tzinfo=UTC)
     assert {e.unit for e in events} == {"kg", "liter"}
 
 
@@ -71,7 +78,7 @@ async def test_json_rows_are_accepted(tmp_path: Path) -> None:
     ]  # fmt: skip
     path.write_text(json.dumps(rows))
     _, events, publisher = await replay(path)
-    assert [(e.commodity_id, e.price_idr) for e in events] == [("minyakita", 17800.0), ("gula", 18000.0)]  # fmt: skip
+    assert [(e.commodity_id, e.price_idr) for e in events] == [("minyakita", 17800.0), ("gula-pasir-lokal", 18000.0)]  # fmt: skip
     assert [d[3] for d in publisher.dead] == [f"{path}:item 3"]
 
 
@@ -79,7 +86,8 @@ def test_units_and_aliases() -> None:
     assert [normalize_unit(u) for u in ("Rp./Kg", "Rp/kg", "Rp./Liter", "liter", "Lt")] == [
         "kg", "kg", "liter", "liter", "liter"]  # fmt: skip
     commodities = load_commodities()
-    assert commodities.resolve("beras kualitas  medium I").id == "beras-medium"  # type: ignore[union-attr]
+    assert commodities.resolve("beras kualitas  medium I").id == "beras-medium-1"  # type: ignore[union-attr]
+    assert commodities.resolve("Beras Kualitas Medium II").id == "beras-medium-2"  # type: ignore[union-attr]
     assert commodities.resolve("Durian") is None
 
 
