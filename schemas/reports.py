@@ -100,7 +100,8 @@ class ReportEvent(BaseModel):
     )
     actor: str | None = Field(None, max_length=128, description="who made the change")
     actor_department: str | None = Field(
-        None, max_length=128,
+        None,
+        max_length=128,
         description="the department the actor moves it for (null: the room); the worker "
         "refuses a move of another department's report as forbidden",
     )

@@ -132,7 +132,8 @@ async def _command(
     if not may_act_on(alarm.domain, caller.department):
         owners = ", ".join(ALARM_OWNERS.get(alarm.domain, ())) or "the room"
         raise HTTPException(
-            403, f"{caller.name} of {caller.department} may not act on {alarm.domain} alarms "
+            403,
+            f"{caller.name} of {caller.department} may not act on {alarm.domain} alarms "
             f"(owners: {owners})",
         )
     if alarm.state == "cleared":
