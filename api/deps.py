@@ -71,11 +71,21 @@ def _as_utc(value: datetime) -> datetime:
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
+EARLIEST, LATEST = datetime(1900, 1, 2, tzinfo=UTC), datetime(2299, 12, 30, tzinfo=UTC)
+
+
 def local_utc(request: Request, value: datetime | None) -> datetime | None:
     """A time as UTC; one given without an offset is the room's local time
     (SITROOM_TIMEZONE, WIB by default): someone typing 08:00 in Semarang means 08:00 WIB."""
     if value is None:
         return None
+    if not EARLIEST.year <= value.year <= LATEST.year:
+        # What ClickHouse's DateTime64 holds; beyond it a query fails instead of matching.
+        raise HTTPException(
+            422,
+            [{"loc": ["query"], "type": "value_error",
+              "msg": f"times must lie between {EARLIEST.year} and {LATEST.year}"}],
+        )  # fmt: skip
     if value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(request.app.state.settings.timezone))
     return value.astimezone(UTC)

@@ -31,7 +31,7 @@ from schemas.settings import Settings
 from schemas.traffic import load_segments
 from schemas.warehouse import Warehouse, redact
 from schemas.waste import load_sites
-from sitroom import flood_cmd, procurement_cmd, reports_cmd, tokens_cmd
+from sitroom import flood_cmd, procurement_cmd, reports_cmd, status_cmd, tokens_cmd
 from sitroom.embedded_broker import EmbeddedBroker
 from sitroom.embedded_sources import embedded_sources
 from sitroom.kafka_admin import create_topics
@@ -278,6 +278,14 @@ async def cmd_connect(settings: Settings, args: argparse.Namespace) -> int:
     return code
 
 
+async def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        bootstrap: str | None = resolve_bootstrap(settings)
+    except ConfigError:
+        bootstrap = None  # no broker known here: the report says lag is unknown
+    return await status_cmd.run(settings, args, bootstrap)
+
+
 async def cmd_topics(settings: Settings) -> int:
     created = await create_topics(resolve_bootstrap(settings), settings.topic_replication)
     print("created: " + (", ".join(created) if created else "nothing (all topics exist)"))
@@ -340,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     topics = sub.add_parser("topics", help="Kafka topics")
     topics.add_argument("action", choices=["create"])
     tokens_cmd.add_parser(sub)
+    status_cmd.add_parser(sub)
     schemas = sub.add_parser("schemas", help="event schemas")
     schemas.add_argument("action", choices=["export"])
     schemas.add_argument("--out", type=Path, default=Path("schemas/json"))
@@ -371,6 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "api": lambda: cmd_api(settings),
         "connect": lambda: cmd_connect(settings, args),
         "topics": lambda: cmd_topics(settings),
+        "status": lambda: cmd_status(settings, args),
     }
     try:
         if args.command in ("up", "worker"):

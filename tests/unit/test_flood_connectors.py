@@ -230,10 +230,14 @@ def test_a_report_without_depth_is_stored_and_counts_as_waspada_only() -> None:
         2,
         0.0,
     )
-    # A measured depth still decides for itself; the depth-less ones never raise it.
+    # One measured depth, not corroborated (the depth-less ones agree only on Waspada, and
+    # no gauge there is raised), sets no more than Waspada; three at Awas depth do.
     out, _ = handle(proc, [report("c", 80)])
     status = out.tables["flood_kecamatan_status"][1][-1]
-    assert (status[2], status[6], status[7]) == ("awas", 3, 80.0)
+    assert (status[2], status[6], status[7]) == ("waspada", 3, 80.0)
+    out, _ = handle(proc, [report("e", 75), report("f", 90)])
+    status = out.tables["flood_kecamatan_status"][1][-1]
+    assert (status[2], status[6], status[7]) == ("awas", 5, 90.0)
     # Below the first band a measured report is no flood; a depth-less one still is evidence.
     proc = processor()
     out, _ = handle(proc, [report("d", 5)])
