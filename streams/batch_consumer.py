@@ -147,6 +147,13 @@ class BatchConsumer(Service):
                 return  # stopping: on_stop saved what was handled and left the group
             raise
         except Exception as exc:
+            if self.consumer is None or self.should_stop or self.app.should_stop:
+                # Stopping while a batch was in flight: the services it writes through
+                # (faust's producer) may already be gone. Nothing of it is committed, so the
+                # next start replays it from the checkpoint; not an error worth a trace.
+                log.info("batch interrupted by the stop; it replays at the next start",
+                         extra={"group": self.group_id, "error": type(exc).__name__})  # fmt: skip
+                return
             # A failed batch is not committed; crash the worker so a restart replays it
             # from the committed offsets and the last checkpoint (as the agents do).
             log.exception("batch failed; stopping the worker", extra={"group": self.group_id})
