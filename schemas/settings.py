@@ -67,6 +67,10 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=0, le=65535)
+    # Proxies (comma-separated addresses or networks, "*" for any) whose X-Forwarded-For is
+    # believed: behind an ingress every citizen would otherwise be the ingress, and share
+    # one intake limit. Only name proxies the city runs.
+    api_forwarded_allow_ips: str = "127.0.0.1"
     # Live (SSE) connections the API serves at once; each holds a Kafka consumer.
     api_live_max_clients: int = Field(50, ge=1)
     # Processes without the API (worker, connectors) serve /metrics here; 0 disables.

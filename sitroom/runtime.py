@@ -321,10 +321,16 @@ def api_server(
         app = create_api(settings, warehouse, probe, commands)
     except ValueError as exc:  # e.g. an unreadable API tokens file
         raise ConfigError(str(exc)) from exc
-    config = uvicorn.Config(
-        app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False
-    )
-    return _ApiServer(config)
+    return _ApiServer(api_config(settings, app))
+
+
+def api_config(settings: Settings, app: Any) -> uvicorn.Config:
+    """uvicorn's own proxy-headers middleware sets the client address from X-Forwarded-For
+    when the peer is a trusted proxy; the intake limit then counts per citizen."""
+    return uvicorn.Config(
+        app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False,
+        proxy_headers=True, forwarded_allow_ips=settings.api_forwarded_allow_ips,
+    )  # fmt: skip
 
 
 def check_api_exposure(settings: Settings, warn: bool = True) -> None:

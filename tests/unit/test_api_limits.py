@@ -67,3 +67,27 @@ async def test_a_body_over_the_limit_is_413_declared_or_streamed() -> None:
                            headers={"content-type": "application/json"})  # fmt: skip
         assert r.status_code == 413
         assert (await api.post("/v1/flood/reports", json=FLOOD)).status_code == 202
+
+
+async def test_behind_a_trusted_proxy_each_citizen_has_a_bucket_of_their_own() -> None:
+    from sitroom.runtime import api_config
+
+    settings = Settings(_env_file=None, api_intake_burst=1, api_forwarded_allow_ips="10.0.0.0/8")  # type: ignore[call-arg]
+    app = create_api(settings, NoRows(), probe, Publisher())  # type: ignore[arg-type]
+    config = api_config(settings, app)
+    config.load()  # wraps the app as uvicorn serves it, proxy headers included
+
+    def via(peer: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=config.loaded_app, client=(peer, 40000))
+        return httpx.AsyncClient(transport=transport, base_url="http://t")
+
+    async with via("10.1.2.3") as ingress, via("203.0.113.9") as stranger:
+        first = {"X-Forwarded-For": "198.51.100.1"}
+        second = {"X-Forwarded-For": "198.51.100.2"}
+        codes = [(await ingress.post("/v1/flood/reports", json=FLOOD, headers=h)).status_code
+                 for h in (first, second, first)]  # fmt: skip
+        assert codes == [202, 202, 429]  # two citizens through one ingress, then a repeat
+        # An untrusted peer cannot pick a fresh bucket by sending the header.
+        codes = [(await stranger.post("/v1/flood/reports", json=FLOOD, headers=h)).status_code
+                 for h in ({"X-Forwarded-For": "1.1.1.1"}, {"X-Forwarded-For": "2.2.2.2"})]  # fmt: skip
+        assert codes == [202, 429]
