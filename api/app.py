@@ -12,6 +12,7 @@ from api.errors import request_ids
 from api.limits import Limits, TokenBuckets
 from api.metrics import observe_requests
 from api.routers import alarms, cctv, flood, health, layers, situation, traffic, transit, waste
+from api.routers import wall as wall_page
 from api.routers.clickhouse_http import router as clickhouse_http_router
 from api.routers.deadletters import router as deadletters_router
 from api.routers.live import router as live_router
@@ -64,6 +65,7 @@ def create_api(
     app.include_router(deadletters_router)
     app.include_router(live_router)
     app.include_router(clickhouse_http_router)
+    wall_page.install(app)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     api_forwarded_allow_ips: str = "127.0.0.1"
     # Live (SSE) connections the API serves at once; each holds a Kafka consumer.
     api_live_max_clients: int = Field(50, ge=1)
+    # A live client reconnecting with Last-Event-ID is replayed at most this many records
+    # per partition; beyond that it is told to reload (a wall back after a night).
+    api_live_resume_max_records: int = Field(10_000, ge=0)
+    # The wall at /: a base-map tile URL ({z}/{x}/{y}, e.g. a city tile server); unset: no
+    # tiles, the kecamatan polygons alone (the room's network may be closed).
+    wall_tile_url: str | None = Field(None, pattern=r"^(https?://|/)\S*\{z\}\S*$")
+    wall_tile_attribution: str = Field("", max_length=300)
     # Processes without the API (worker, connectors) serve /metrics here; 0 disables.
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(9464, ge=0, le=65535)
@@ -167,6 +174,11 @@ class Settings(BaseSettings):
     @classmethod
     def _bbox(cls, value: object) -> BoundingBox | None:
         return parse_bbox(value)
+
+    @field_validator("wall_tile_url", mode="before")
+    @classmethod
+    def _no_tiles(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip().lower() in ("", "none") else value
 
     @field_validator("timezone")
     @classmethod

@@ -176,8 +176,11 @@ def test_up_runs_everything_stops_cleanly_and_keeps_its_rows(env: dict[str, str]
         with httpx.stream("GET", f"{up.base}/v1/live/transit", timeout=30) as live:
             assert live.headers["content-type"].startswith("text/event-stream")
             lines = live.iter_lines()
-            first = next(line for line in lines if line.startswith("data:"))
-        assert "vehicle_id" in json.loads(first.removeprefix("data:"))
+            # The stream opens with its starting positions (sitroom.ready), then the buses.
+            first = next(
+                line for line in lines if line.startswith("data:") and "vehicle_id" in line
+            )
+        assert json.loads(first.removeprefix("data:"))["vehicle_id"]
         assert httpx.get(f"{up.base}/v1/live/nonsense", timeout=10).status_code == 404
         metrics = wait_json(
             f"{up.base}/metrics", lambda t: "sitroom_sink_rows_written_total" in t, 30
