@@ -7,6 +7,7 @@ starts from truncated tables.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import random
@@ -425,3 +426,16 @@ def table_differences(
                 f" side only, {len(changed)} differ\n" + "\n".join(lines)
             )
     return "\n".join(report)
+
+
+def write_tokens(path: Path, tokens: dict[str, tuple[str, list[str], str | None]]) -> Path:
+    """An API tokens file as `sitroom token add` writes it, for secrets the test chose:
+    secret → (name, roles, department or None)."""
+    text = ""
+    for secret, (name, roles, department) in tokens.items():
+        digest = hashlib.sha256(secret.encode()).hexdigest()
+        text += f'[[token]]\nname = "{name}"\nsha256 = "{digest}"\nroles = {json.dumps(roles)}\n'
+        if department:
+            text += f"department = {json.dumps(department)}\n"
+    path.write_text(text)
+    return path

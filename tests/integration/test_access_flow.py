@@ -3,7 +3,6 @@ operators acknowledge alarms, and the token's name is what gets recorded as the 
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from schemas.settings import Settings
 from schemas.warehouse import Warehouse
 from sitroom.embedded_broker import EmbeddedBroker
-from tests.integration.conftest import api_client, eventually, running_worker
+from tests.integration.conftest import api_client, eventually, running_worker, write_tokens
 
 pytestmark = pytest.mark.integration
 
@@ -19,14 +18,8 @@ STAFF = {"dpu-secret": ("budi.dpu", "Dinas Pekerjaan Umum"), "dlh-secret": ("sar
 
 
 def tokens(tmp_path: Path) -> Path:
-    text = ""
-    for secret, (name, department) in STAFF.items():
-        digest = hashlib.sha256(secret.encode()).hexdigest()
-        text += f'[[token]]\nname = "{name}"\nsha256 = "{digest}"\nroles = ["reports"]\n'
-        text += f'department = "{department}"\n'
-    path = tmp_path / "tokens.toml"
-    path.write_text(text)
-    return path
+    staff = {secret: (name, ["reports"], dept) for secret, (name, dept) in STAFF.items()}
+    return write_tokens(tmp_path / "tokens.toml", staff)
 
 
 async def test_staff_move_only_their_departments_reports(

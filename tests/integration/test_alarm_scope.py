@@ -3,7 +3,6 @@ worker, not only the API, refuses a command that is not the sender's to give."""
 
 from __future__ import annotations
 
-import hashlib
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +17,7 @@ from schemas.settings import Settings
 from schemas.warehouse import Warehouse
 from sitroom.embedded_broker import EmbeddedBroker
 from sitroom.runtime import run_connector
-from tests.integration.conftest import api_client, eventually, running_worker
+from tests.integration.conftest import api_client, eventually, running_worker, write_tokens
 from tests.integration.test_reports_flow import _dead_letters
 
 pytestmark = pytest.mark.integration
@@ -29,14 +28,7 @@ TOKENS = {"dlh": ("sari.dlh", ["alarms"], "Dinas Lingkungan Hidup"),
 
 
 def tokens(tmp_path: Path) -> Path:
-    text = ""
-    for secret, (name, roles, department) in TOKENS.items():
-        digest = hashlib.sha256(secret.encode()).hexdigest()
-        text += f'[[token]]\nname = "{name}"\nsha256 = "{digest}"\nroles = {roles}\n'
-        text += f'department = "{department}"\n'
-    path = tmp_path / "tokens.toml"
-    path.write_text(text)
-    return path
+    return write_tokens(tmp_path / "tokens.toml", TOKENS)
 
 
 def bearer(secret: str) -> dict[str, str]:

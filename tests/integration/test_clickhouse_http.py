@@ -4,7 +4,6 @@ would a ClickHouse server: uvicorn on 127.0.0.1, the client over HTTP, tokens as
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from schemas.settings import Settings
 from schemas.sql_policy import PERSONAL_TABLES
 from schemas.warehouse import Warehouse
 from sitroom.runtime import bound_port
+from tests.integration.conftest import write_tokens
 
 pytestmark = pytest.mark.integration
 
@@ -38,13 +38,8 @@ ANALYST, STAFF = "analyst-secret", "staff-secret"
 
 
 def tokens(tmp_path: Path) -> Path:
-    text = ""
-    for secret, name, role in ((ANALYST, "rina.bappeda", "analyst"), (STAFF, "budi", "staff")):
-        digest = hashlib.sha256(secret.encode()).hexdigest()
-        text += f'[[token]]\nname = "{name}"\nsha256 = "{digest}"\nroles = ["{role}"]\n'
-    path = tmp_path / "tokens.toml"
-    path.write_text(text)
-    return path
+    return write_tokens(tmp_path / "tokens.toml", {ANALYST: ("rina.bappeda", ["analyst"], None),
+                                                   STAFF: ("budi", ["staff"], None)})  # fmt: skip
 
 
 @asynccontextmanager

@@ -5,7 +5,6 @@ staff's name and note, a licence plate). Staff see them; the public does not."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +18,7 @@ from schemas.catalog import CAMERA_EVENTS, FLOOD_REPORTS, REPORT_EVENTS
 from schemas.settings import Settings
 from schemas.warehouse import Warehouse
 from sitroom.embedded_broker import EmbeddedBroker
-from tests.integration.conftest import api_client, eventually, running_worker
+from tests.integration.conftest import api_client, eventually, running_worker, write_tokens
 
 pytestmark = pytest.mark.integration
 
@@ -34,13 +33,8 @@ PERSONAL = [TEXT, PHONE, EMAIL, PHOTO, "983417", "409871", NOTE, PLATE, "budi.st
 
 
 def tokens(tmp_path: Path) -> Path:
-    digest = hashlib.sha256(STAFF_SECRET.encode()).hexdigest()
-    path = tmp_path / "tokens.toml"
-    path.write_text(
-        f'[[token]]\nname = "budi.staff.4242"\nsha256 = "{digest}"\n'
-        'roles = ["reports", "staff"]\ndepartment = "Dinas Pekerjaan Umum"\n'
-    )
-    return path
+    staff = ("budi.staff.4242", ["reports", "staff"], "Dinas Pekerjaan Umum")
+    return write_tokens(tmp_path / "tokens.toml", {STAFF_SECRET: staff})
 
 
 def leaks(text: str) -> list[str]:
