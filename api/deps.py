@@ -57,7 +57,7 @@ async def publish(request: Request, topic: str, key: str, value: bytes) -> None:
 
 
 def utc(value: datetime | None) -> datetime | None:
-    """ClickHouse returns naive datetimes for UTC columns; make them explicit."""
+    """A time in UTC (the warehouse hands back UTC-aware times; other sources may not)."""
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -67,7 +67,7 @@ def _as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-# ClickHouse hands back naive datetimes for its UTC columns; responses always say UTC.
+# Responses always say UTC, whatever zone a value came in.
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 

@@ -21,7 +21,7 @@ PERSONAL_FIELDS: dict[str, frozenset[str]] = {
     catalog.CAMERA_EVENTS.name: frozenset({"plate"}),
 }
 # Columns of the report views that only staff see (null for the public).
-REPORT_PERSONAL_COLUMNS = ("text", "lat", "lon", "last_actor", "last_note")
+REPORT_PERSONAL_COLUMNS = ("text", "lat", "lon", "photo_urls", "last_actor", "last_note")
 EVENT_PERSONAL_COLUMNS = ("actor", "note")
 FLOOD_REPORT_PERSONAL_COLUMNS = ("lat", "lon", "note", "photo_url")
 
@@ -44,7 +44,5 @@ def public_row(row: dict[str, Any], columns: tuple[str, ...]) -> dict[str, Any]:
     out = dict(row)
     for column in columns:
         if column in out:
-            out[column] = None
-    if "photo_urls" in out:
-        out["photo_urls"] = []
+            out[column] = [] if isinstance(out[column], list) else None
     return out

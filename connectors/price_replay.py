@@ -41,7 +41,7 @@ import warnings
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, tzinfo
 from pathlib import Path
@@ -400,12 +400,7 @@ class PriceReplay(Source):
             unit_key = next((k for n, k in keys.items() if _UNIT.match(n)), None)
             id_key = next((k for n, k in keys.items() if n == "id"), None)
             mdy = month_first(i.get(day_key) for i in items if isinstance(i, dict))
-            for n, item in enumerate(items, 1):
-                where = f"{path}:item {n}"
-                raw = json.dumps(item, ensure_ascii=False).encode()
-                if not isinstance(item, dict):
-                    records.append(Record(where, raw, "", [], error=RowError("unparseable_row", f"item {n} is not an object")))  # fmt: skip
-                    continue
+            for where, raw, item in _objects(items, path, records):
                 records.append(Record(
                     where, raw, _text(item.get(name_col)),
                     [self._long_cell(item.get(day_key), item.get(price_key), where, mdy)],
@@ -415,12 +410,7 @@ class PriceReplay(Source):
             return Parsed(records, "long", str(path))
         if name_col:  # PIHPS' grid: {"no", "name", "level", "DD/MM/YYYY": "16,200", ...}
             mdy = month_first(k for i in items if isinstance(i, dict) for k in i)
-            for n, item in enumerate(items, 1):
-                where = f"{path}:item {n}"
-                raw = json.dumps(item, ensure_ascii=False).encode()
-                if not isinstance(item, dict):
-                    records.append(Record(where, raw, "", [], error=RowError("unparseable_row", f"item {n} is not an object")))  # fmt: skip
-                    continue
+            for where, raw, item in _objects(items, path, records):
                 name = next((v for k, v in item.items() if _NAME.match(name_key(str(k)))), "")
                 cells = [Cell(d, v, f"{where} [{k}]") for k, v in item.items()
                          if (d := parse_day(k, mdy)) is not None]  # fmt: skip
@@ -730,3 +720,18 @@ def _width(lines: list[str], delimiter: str) -> int:
         except csv.Error:
             continue
     return widths.most_common(1)[0][0] if widths else 0
+
+
+def _objects(
+    items: list[Any], path: Path, records: list[Record]
+) -> Iterator[tuple[str, bytes, dict[str, Any]]]:
+    """Each JSON row as (where, raw, object); a row that is not an object is refused in its
+    place among ``records``."""
+    for n, item in enumerate(items, 1):
+        where = f"{path}:item {n}"
+        raw = json.dumps(item, ensure_ascii=False).encode()
+        if isinstance(item, dict):
+            yield where, raw, item
+        else:
+            records.append(Record(where, raw, "", [], error=RowError(
+                "unparseable_row", f"item {n} is not an object")))  # fmt: skip

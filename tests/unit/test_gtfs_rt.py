@@ -1,4 +1,5 @@
 import threading
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from connectors.base import SourceError, run_source
 from connectors.gtfs_rt import GtfsRtSource, parse_feed
 from connectors.metrics import FETCH_ERRORS
 from connectors.tally import NothingUsable
+from schemas.transit import VehiclePosition
 from tests.unit.helpers import RecordingPublisher
 
 DATA = Path(__file__).resolve().parents[1] / "fixtures" / "gtfs-rt"
@@ -143,19 +145,27 @@ class _Feed(BaseHTTPRequestHandler):
         pass
 
 
-async def test_polling_a_live_feed_skips_unchanged_snapshots_and_survives_errors() -> None:
-    data = (DATA / "mdv_bullrunner-vehicle-positions.pb").read_bytes()
-    _Feed.responses = [(200, data), (503, b"busy"), (200, data), (200, data)]
+async def poll(
+    responses: list[tuple[int, bytes]],
+) -> tuple[list[Sequence[VehiclePosition]], RecordingPublisher]:
+    """Poll a local feed that answers ``responses`` in turn, once per response."""
+    _Feed.responses = responses
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Feed)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    before = FETCH_ERRORS.labels("gtfs-rt")._value.get()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/vehiclePositions.pb"
-        source = GtfsRtSource(url=url, interval_s=0.01, max_polls=4)
+        source = GtfsRtSource(url=url, interval_s=0.01, max_polls=len(responses))
         publisher = RecordingPublisher()
         batches = [b async for b in source.batches(publisher)]  # type: ignore[arg-type]
     finally:
         server.shutdown()
+    return batches, publisher  # type: ignore[return-value]
+
+
+async def test_polling_a_live_feed_skips_unchanged_snapshots_and_survives_errors() -> None:
+    data = (DATA / "mdv_bullrunner-vehicle-positions.pb").read_bytes()
+    before = FETCH_ERRORS.labels("gtfs-rt")._value.get()
+    batches, publisher = await poll([(200, data), (503, b"busy"), (200, data), (200, data)])
     assert [len(b) for b in batches] == [10]  # the same snapshot is not published twice
     assert FETCH_ERRORS.labels("gtfs-rt")._value.get() == before + 1
     assert publisher.tally.skipped == {"unchanged_feed": 20} and publisher.dead == []
@@ -175,15 +185,6 @@ async def test_a_snapshot_is_new_when_its_header_timestamp_is() -> None:
     reordered = _snapshot(1_700_000_000, ["b", "a"])
     newer = _snapshot(1_700_000_030, ["a", "b"])
     assert first != reordered and first[:8] == newer[:8]
-    _Feed.responses = [(200, first), (200, reordered), (200, newer)]
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Feed)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/vehiclePositions.pb"
-        source = GtfsRtSource(url=url, interval_s=0.01, max_polls=3)
-        publisher = RecordingPublisher()
-        batches = [b async for b in source.batches(publisher)]  # type: ignore[arg-type]
-    finally:
-        server.shutdown()
+    batches, publisher = await poll([(200, first), (200, reordered), (200, newer)])
     assert [[p.ts for p in b] for b in batches] == [[1_700_000_000] * 2, [1_700_000_030] * 2]
     assert publisher.tally.skipped == {"unchanged_feed": 2}
