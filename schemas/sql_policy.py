@@ -129,6 +129,8 @@ ALLOWED_SETTINGS: frozenset[str] = frozenset(
         "allow_experimental_analyzer",
         "final",
         "use_query_cache",
+        # Grafana's data source sends its row limit as this setting: it only cuts a result.
+        "limit",
     }
 )
 ALLOWED_SETTING_PREFIXES = ("output_format_", "format_")

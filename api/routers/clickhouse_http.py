@@ -7,12 +7,21 @@ body, ``default_format``, ``database``, ``param_*`` and settings as URL paramete
 in the format asked for with ClickHouse's response headers and errors. Behind the analyst
 role; the token may come as a bearer token, as the password of basic auth or
 ``X-ClickHouse-Key``, or as ``password=``. What may run is schemas/sql_policy.py's call.
+
+``client_protocol_version`` is honoured as a server honours it: Native results are written
+for that protocol revision (schemas/native_revision.py). clickhouse-go, and with it Grafana's
+ClickHouse data source over HTTP, always sends it and cannot read Native without it.
+``compress=1`` (ClickHouse's own block compression) is refused rather than ignored: a client
+that asks for it cannot read an uncompressed reply. HTTP compression is not applied, as on a
+server without ``enable_http_compression``; clients then read the body as it is.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import dataclasses
 import json
 import logging
 import uuid
@@ -21,6 +30,7 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Request, Response
 
 from schemas.access import AccessBook, Role
+from schemas.native_revision import NativeUnsupported, for_revision
 from schemas.sql_engine import SqlFailed, SqlRequest
 from schemas.sql_policy import (
     ACCESS_DENIED,
@@ -37,6 +47,9 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/clickhouse", tags=["analysts' SQL"], include_in_schema=False)
 SERVER_NAME = "sitroom"
 NOT_IMPLEMENTED = 48
+CANNOT_PARSE_NUMBER = 72
+# Type names in binary: schemas/native_revision.py reads them as text.
+BINARY_TYPES = "output_format_native_encode_types_in_binary_format"
 
 
 def _error(code: int, message: str, status: int | None = None) -> Response:
@@ -90,6 +103,13 @@ async def _statement(request: Request) -> tuple[str, dict[str, str]] | Response:
         "decompress"
     ) in ("1", "true"):
         return _error(SYNTAX_ERROR, "compressed request bodies are not accepted here")
+    if params.get("compress") in ("1", "true"):
+        return _error(
+            NOT_IMPLEMENTED,
+            "compress=1 (ClickHouse's compressed blocks) is not supported here: "
+            "use no compression or HTTP compression (gzip) in the client",
+            501,
+        )
     if kind == "application/x-www-form-urlencoded":
         params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         body = b""
@@ -119,6 +139,11 @@ async def query(request: Request) -> Response:
     if isinstance(parsed, Response):
         return parsed
     sql, params = parsed
+    revision = params.get("client_protocol_version", "0").strip() or "0"
+    if not (revision.isascii() and revision.isdigit()):
+        return _error(
+            CANNOT_PARSE_NUMBER, f"cannot parse client_protocol_version {revision!r}", 400
+        )
     if not sql.strip() and request.method == "GET":
         return Response("Ok.\n", media_type="text/plain; charset=UTF-8")
     warehouse: Warehouse = request.app.state.warehouse
@@ -148,6 +173,14 @@ async def query(request: Request) -> Response:
     except WarehouseError as exc:
         log.warning("analyst sql failed", extra={"error": str(exc)})
         return _error(1002, "the warehouse failed; see the API's log", 500)
+    if answer.format == "Native" and int(revision):
+        if params.get(BINARY_TYPES, "0").strip().lower() not in ("0", "false", ""):
+            return _error(NOT_IMPLEMENTED, f"{BINARY_TYPES} with client_protocol_version", 501)
+        try:
+            body = await asyncio.to_thread(for_revision, answer.body, int(revision))
+        except NativeUnsupported as exc:
+            return _error(NOT_IMPLEMENTED, str(exc), 501)
+        answer = dataclasses.replace(answer, body=body)
     return Response(
         answer.body,
         media_type=content_type(answer.format),
