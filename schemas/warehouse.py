@@ -29,6 +29,9 @@ from schemas.clickhouse_ddl import (
     RAW_TTL_COLUMNS,
     VERSIONED_REBUILDS,
 )
+from schemas.insert_encoding import FORMAT as INSERT_FORMAT
+from schemas.insert_encoding import SETTINGS as INSERT_SETTINGS
+from schemas.insert_encoding import json_columns
 from schemas.sql_engine import SqlAnswer, SqlRequest, run_sql
 from schemas.sql_policy import Limits
 
@@ -199,8 +202,18 @@ class Warehouse:
     async def insert(
         self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]
     ) -> None:
-        if rows:
+        if not rows:
+            return
+
+        # Encoded here, on the caller's thread (in C): the warehouse thread then only waits
+        # for ClickHouse, which runs without the GIL, instead of competing for it with
+        # the stream value by value.
+        body = json_columns(rows)
+        if body is None:
             await self._run("insert", table, list(rows), column_names=list(columns))
+            return
+        await self._run("raw_insert", table, list(columns), insert_block=body,
+                        settings=INSERT_SETTINGS, fmt=INSERT_FORMAT)  # fmt: skip
 
     async def analyst_sql(self, request: SqlRequest, limits: Limits) -> SqlAnswer:
         """An analyst's statement, checked, read-only and limited (schemas/sql_engine.py), on

@@ -24,7 +24,9 @@ class FixQuality(StrEnum):
     BAD = "bad"  # implausible jump
 
 
-class Anchor(msgspec.Struct, array_like=True, gc=False):
+class Anchor(msgspec.Struct, array_like=True, gc=False, frozen=True):
+    # Immutable: the arrival and event-time chains of a vehicle may share anchors (an
+    # observation made at arrival is reused at release when both chains agree).
     ts: float
     lat: float
     lon: float
@@ -74,8 +76,8 @@ def observe(
     if derived > rules.max_plausible_kmh:
         if anchor.rejected_streak + 1 >= rules.reanchor_after:
             return Anchor(ts, lat, lon), SpeedObservation(FixQuality.BAD, None, derived, dt)
-        anchor.rejected_streak += 1
-        return anchor, SpeedObservation(FixQuality.BAD, None, derived, dt)
+        streak = Anchor(anchor.ts, anchor.lat, anchor.lon, anchor.rejected_streak + 1)
+        return streak, SpeedObservation(FixQuality.BAD, None, derived, dt)
     if dt < rules.min_interval_s:
         # Keep the older anchor so the next fix gets a longer, steadier baseline.
         return anchor, SpeedObservation(FixQuality.OK, reported_kmh, None, None)

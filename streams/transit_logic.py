@@ -24,13 +24,21 @@ from schemas.alarms import Alarm
 from schemas.settings import Settings
 from schemas.transit import Position, VehiclePosition
 from streams.alarm_engine import AlarmEngine, Context, EngineState
-from streams.speed import Anchor, FixQuality, SpeedRules, UnitWatch, observe
+from streams.speed import (
+    Anchor,
+    FixQuality,
+    SpeedObservation,
+    SpeedRules,
+    UnitWatch,
+    observe,
+)
 from streams.windows import EntityWindows, Placement, Reorder, Slot, WindowPolicy
 
 WINDOW_S = 60
 OVERSPEED = "overspeed"
 # An interval longer than this says little about the time spent over the limit.
 MAX_OVER_LIMIT_INTERVAL_S = 60.0
+_MAX_ARRIVED = 1_000_000  # arrival observations kept for held fixes (a few per vehicle)
 
 
 @dataclass(frozen=True)
@@ -130,14 +138,6 @@ class Outputs:
         return len(self.positions) + len(self.vehicle_windows) + 2 * len(self.alarms)
 
 
-def _corridor(pos: VehiclePosition | Position) -> str:
-    return pos.corridor or pos.route_id or "unknown"
-
-
-def _interned(text: str | None) -> str | None:
-    return None if text is None else intern(text)
-
-
 def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
@@ -180,6 +180,13 @@ class TransitProcessor:
         # Hot-path lookups, once per corridor or vehicle rather than once per fix.
         self._limits: dict[str, float] = {}
         self._alarm_keys: dict[str, str] = {}
+        # Per held fix (by identity): the arrival chain's anchor before it, its anchor and
+        # observation after it, and the reported speed it was judged with. At release, if
+        # the event-time chain stands on that same anchor (the feed was in order), the
+        # observation is the same and is not made twice. Not checkpointed: a restored
+        # fix is judged afresh.
+        self._arrived: dict[int, tuple[Anchor | None, Anchor | None, SpeedObservation,
+                                       float | None]] = {}  # fmt: skip
 
     def _limit(self, corridor: str) -> float:
         limit = self._limits.get(corridor)
@@ -220,8 +227,11 @@ class TransitProcessor:
             vehicle = self.state.vehicles[vid] = VehicleState()
         # Held fixes repeat their vehicle's strings: one shared copy each keeps 10,000
         # vehicles' held fixes small.
-        fix = Fix(pos.lat, pos.lon, intern(_corridor(pos)), pos.speed_kmh, wall, kecamatan,
-                  _interned(pos.label), _interned(pos.route_id), _interned(pos.trip_id),
+        label, route_id, trip_id = pos.label, pos.route_id, pos.trip_id
+        fix = Fix(pos.lat, pos.lon, intern(pos.corridor or route_id or "unknown"), pos.speed_kmh,
+                  wall, kecamatan, None if label is None else intern(label),
+                  None if route_id is None else intern(route_id),
+                  None if trip_id is None else intern(trip_id),
                   pos.bearing, pos.occupancy.value if pos.occupancy else "",
                   intern(pos.source))  # fmt: skip
         if vehicle.held.is_late(ts):
@@ -234,9 +244,11 @@ class TransitProcessor:
         reported = fix.reported_kmh
         if reported is not None:
             reported = self._reported(fix, reported)
-        vehicle.arrival, first = observe(
-            vehicle.arrival, ts, fix.lat, fix.lon, reported, self.rules.speed
-        )
+        before = vehicle.arrival
+        vehicle.arrival, first = observe(before, ts, fix.lat, fix.lon, reported, self.rules.speed)
+        if len(self._arrived) >= _MAX_ARRIVED:
+            self._arrived.clear()  # only a shortcut: a fix without one is judged afresh
+        self._arrived[id(fix)] = (before, vehicle.arrival, first, reported)
         fix.speed_written, fix.bad_written = first.speed_kmh, first.quality is FixQuality.BAD
         out.positions.append(_position_row(vid, ts, fix, fix.speed_written, fix.bad_written))
         self.advance(vid, vehicle, wall, out)
@@ -284,9 +296,13 @@ class TransitProcessor:
         if raw is not None:
             reported = self._reported(fix, raw)
             out.implausible_reported += raw > self.rules.speed.max_plausible_kmh
-        vehicle.anchor, obs = observe(
-            vehicle.anchor, ts, fix.lat, fix.lon, reported, self.rules.speed
-        )
+        memo = self._arrived.pop(id(fix), None)
+        if memo is not None and memo[0] is vehicle.anchor and memo[3] == reported:
+            vehicle.anchor, obs = memo[1], memo[2]  # the same anchor and fix: the same answer
+        else:
+            vehicle.anchor, obs = observe(
+                vehicle.anchor, ts, fix.lat, fix.lon, reported, self.rules.speed
+            )
         if raw is not None and obs.derived_kmh is not None and obs.quality is FixQuality.OK:
             self._watch_units(fix.source, raw, obs.derived_kmh, out)
         bad = obs.quality is FixQuality.BAD

@@ -223,23 +223,26 @@ class Reorder(msgspec.Struct, Generic[T], array_like=True):
 
     def release(self, watermark: float | None, force: bool = False) -> list[tuple[float, T]]:
         """The held events before ``watermark`` (all when ``force``), oldest first."""
+        pending = self.pending
         if force:
-            released, self.pending = self.pending, []
-        elif watermark is None:
+            self.pending = []
+            top = pending[-1][0] if pending else None
+            if watermark is not None and (top is None or watermark > top):
+                top = watermark
+            if top is not None and (self.released_until is None or top > self.released_until):
+                self.released_until = top
+            return pending
+        if watermark is None:
             return []
-        elif not self.pending or self.pending[0][0] >= watermark:
-            # The common case, once per event: nothing to release yet.
-            if self.released_until is None or watermark > self.released_until:
-                self.released_until = watermark
-            return []
-        else:
-            pending, n = self.pending, 0
-            while n < len(pending) and pending[n][0] < watermark:
-                n += 1  # few are held: a scan beats a bisect here
-            released, self.pending = pending[:n], pending[n:]
-        marks = [m for m in (watermark, released[-1][0] if released else None) if m is not None]
-        if marks and (self.released_until is None or max(marks) > self.released_until):
-            self.released_until = max(marks)
+        if self.released_until is None or watermark > self.released_until:
+            self.released_until = watermark  # every event released is behind it
+        if not pending or pending[0][0] >= watermark:
+            return []  # the common case, once per event: nothing to release yet
+        n = 1
+        while n < len(pending) and pending[n][0] < watermark:
+            n += 1  # few are held: a scan beats a bisect here
+        released = pending[:n]
+        del pending[:n]
         return released
 
 
