@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 import chdb
@@ -31,7 +31,7 @@ from schemas.clickhouse_ddl import (
 )
 from schemas.insert_encoding import FORMAT as INSERT_FORMAT
 from schemas.insert_encoding import SETTINGS as INSERT_SETTINGS
-from schemas.insert_encoding import json_columns
+from schemas.insert_encoding import json_rows
 from schemas.sql_engine import SqlAnswer, SqlRequest, run_sql
 from schemas.sql_policy import Limits
 
@@ -67,6 +67,21 @@ class WarehouseUnavailable(WarehouseError):
     def __init__(self, message: str, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class InsertRejected(WarehouseError):
+    """ClickHouse refused the rows of one table (bad values, bad schema)."""
+
+    def __init__(self, table: str, rows: int, message: str) -> None:
+        super().__init__(f"ClickHouse rejected {rows} rows for {table}: {message}")
+        self.table = table
+        self.rows = rows
+
+
+class InsertBlock(NamedTuple):
+    table: str
+    columns: Sequence[str]
+    rows: Sequence[Sequence[Any]]
 
 
 class Warehouse:
@@ -202,18 +217,35 @@ class Warehouse:
     async def insert(
         self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]
     ) -> None:
-        if not rows:
-            return
+        await self.insert_many([InsertBlock(table, columns, rows)])
 
+    async def insert_many(self, blocks: Sequence[InsertBlock]) -> None:
+        """Store the blocks in order, in one turn of the warehouse thread: a stream that
+        keeps the event loop busy would otherwise resume a flush only once per batch it
+        handles, one insert at a time. Raises InsertRejected naming the table refused (the
+        blocks before it are stored) or WarehouseUnavailable."""
         # Encoded here, on the caller's thread (in C): the warehouse thread then only waits
         # for ClickHouse, which runs without the GIL, instead of competing for it with
         # the stream value by value.
-        body = json_columns(rows)
-        if body is None:
-            await self._run("insert", table, list(rows), column_names=list(columns))
+        work = [(block, json_rows(block.rows)) for block in blocks if block.rows]
+        if not work:
             return
-        await self._run("raw_insert", table, list(columns), insert_block=body,
-                        settings=INSERT_SETTINGS, fmt=INSERT_FORMAT)  # fmt: skip
+
+        def call() -> None:
+            client = self._connect()
+            for (table, columns, rows), body in work:
+                try:
+                    if body is None:
+                        client.insert(table, list(rows), column_names=list(columns))
+                    else:
+                        client.raw_insert(table, list(columns), insert_block=body,
+                                          settings=INSERT_SETTINGS, fmt=INSERT_FORMAT)  # fmt: skip
+                except OperationalError as exc:
+                    raise WarehouseUnavailable(str(exc)) from exc
+                except ClickHouseError as exc:
+                    raise InsertRejected(table, len(rows), str(exc)) from exc
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
     async def analyst_sql(self, request: SqlRequest, limits: Limits) -> SqlAnswer:
         """An analyst's statement, checked, read-only and limited (schemas/sql_engine.py), on

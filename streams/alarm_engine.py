@@ -253,6 +253,11 @@ class AlarmEngine:
             return not any(
                 sign * (value - r) > 0 for r, _ in self._thresholds(rule, thresholds, base)
             )
+        sign, lowest = self._lowest_raise(kind, base)
+        # A sample past the lowest threshold is never idle, machine or not.
+        return not sign * value > lowest and key not in self.state.machines
+
+    def _lowest_raise(self, kind: str, base: float) -> tuple[float, float]:
         # The lowest raise threshold of a rule at a base, once: most calls come from the hot
         # path of a vehicle stream, a few bases (corridor limits) for all of them.
         cached = self._lowest.get((kind, base))
@@ -262,9 +267,14 @@ class AlarmEngine:
             levels = self._thresholds(rule, None, base)
             cached = self._lowest[(kind, base)] = (
                 sign, min((sign * r for r, _ in levels), default=inf))  # fmt: skip
-        sign, lowest = cached
-        # A sample past the lowest threshold is never idle, machine or not.
-        return not sign * value > lowest and key not in self.state.machines
+        return cached
+
+    def quiet_up_to(self, kind: str, base: float = 0.0) -> float:
+        """For a rule that raises above its thresholds, the highest value that is
+        :meth:`idle` for an entity with no machine, so a hot caller can skip the call for
+        most samples (-inf for a rule that raises below: no such shortcut)."""
+        sign, lowest = self._lowest_raise(kind, base)
+        return lowest if sign > 0 else -inf
 
     def sweep(self, now_ts: float, keys: Sequence[str] | None = None) -> list[Alarm]:
         """Clear open alarms whose entity has been silent past the rule's limit; forget idle

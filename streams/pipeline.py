@@ -19,6 +19,8 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
+from itertools import groupby
+from operator import attrgetter
 
 from schemas import clickhouse_ddl as ddl
 from schemas.alarms import AlarmCommand
@@ -60,6 +62,11 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Emitted", "Message", "Pipeline", "Processor", "Producer", "StateKey", "alarm_row",
            "by_partition", "processing_error"]  # fmt: skip
+
+
+_topic_partition = attrgetter("topic", "partition")
+_topic = attrgetter("topic")
+_offset = attrgetter("offset")
 
 
 def _command_record(command: AlarmCommand) -> Message:
@@ -221,24 +228,33 @@ class Pipeline:
             pending: list[Awaitable[object]] = []
             touched: dict[StateKey, Processor] = {}
             now = self.clock()
+            # Per run of one partition's messages (a fetch hands them over that way), not
+            # per message: at one event per message this loop is on the hot path.
             groups: dict[StateKey, list[Message]] = {}
             handled: dict[tuple[str, int], int] = {}  # counted once the batch is stored
-            for msg in messages:
-                groups.setdefault(self.state_key(msg.topic, msg.partition), []).append(msg)
-                tp = (msg.topic, msg.partition)
-                if msg.offset > handled.get(tp, -1):
-                    handled[tp] = msg.offset
+            for tp, run in groupby(messages, _topic_partition):
+                records = list(run)
+                groups.setdefault(self.state_key(*tp), []).extend(records)
+                newest = max(map(_offset, records))
+                if newest > handled.get(tp, -1):
+                    handled[tp] = newest
             counts: dict[str, list[int]] = {}  # topic → [messages, events, replayed]
             for key, group in groups.items():
                 proc = await self._processor(key, out)
                 fresh = []
-                for m in group:
-                    count = counts.setdefault(m.topic, [0, 0, 0])
-                    count[0] += 1
-                    if m.offset <= proc.offset(m.topic):
-                        count[2] += 1
-                    else:
-                        fresh.append(m)
+                for topic, run in groupby(group, _topic):
+                    records = list(run)
+                    count = counts.setdefault(topic, [0, 0, 0])
+                    count[0] += len(records)
+                    done = proc.offset(topic)
+                    if min(map(_offset, records)) > done:
+                        fresh.extend(records)
+                        continue
+                    for m in records:
+                        if m.offset <= done:
+                            count[2] += 1
+                        else:
+                            fresh.append(m)
                 if not fresh:
                     continue
                 for msg, events, rej in self._handle(proc, fresh, now, out):
@@ -254,7 +270,7 @@ class Pipeline:
             for key, proc in touched.items():
                 self._tick_one(key, proc, now, out)
             await self._commit(out, touched, pending, handled)
-            self._update_lag(messages)
+            self._update_lag(handled)
             BATCH_SECONDS.labels(messages[0].topic if messages else "?").observe(
                 time.perf_counter() - started
             )
@@ -443,6 +459,11 @@ class Pipeline:
         out.add(ddl.ALARMS, ddl.ALARM_COLUMNS, alarm_rows)
         out.add(ddl.ALARM_TRANSITIONS, ddl.ALARM_COLUMNS, alarm_rows)
         for table, (columns, rows) in out.tables.items():
+            if self.overlap_flush:
+                # Stored in the background, behind the previous batch's rows: flushing a
+                # full sink here would make the stream wait for ClickHouse after all.
+                self.sink.add(table, columns, rows)
+                continue
             for i in range(0, len(rows), self.sink_chunk):
                 self.sink.add(table, columns, rows[i : i + self.sink_chunk])
                 if self.sink.due():
@@ -538,13 +559,10 @@ class Pipeline:
         CHECKPOINT_BYTES.labels(self.name, f"{key[0]}/{key[1]}").set(size)
         return Checkpoint(key[0], key[1], offset, head, changed), now
 
-    def _update_lag(self, messages: list[Message]) -> None:
+    def _update_lag(self, newest: dict[tuple[str, int], int]) -> None:
         if self.highwater is None:
             return
-        last: dict[tuple[str, int], int] = {}
-        for m in messages:
-            last[(m.topic, m.partition)] = max(m.offset, last.get((m.topic, m.partition), -1))
-        for (topic, partition), offset in last.items():
+        for (topic, partition), offset in newest.items():
             hw = self.highwater(topic, partition)
             if hw is not None:
                 CONSUMER_LAG.labels(topic, str(partition)).set(max(0, hw - offset - 1))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 
@@ -17,9 +17,9 @@ from streams.validation import Rejection
 StateKey = tuple[str, int]
 
 
-@dataclass(frozen=True)
-class Message:
-    """What the pipeline needs of a Kafka record."""
+class Message(NamedTuple):
+    """What the pipeline needs of a Kafka record. A named tuple: made once per record on
+    the hot path, several times faster than a frozen dataclass."""
 
     topic: str
     partition: int

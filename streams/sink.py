@@ -14,7 +14,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
-from schemas.warehouse import Warehouse, WarehouseError, WarehouseUnavailable
+from schemas.warehouse import (
+    InsertBlock,
+    InsertRejected,
+    Warehouse,
+    WarehouseError,
+    WarehouseUnavailable,
+)
 from streams.metrics import SINK_FAILURES, SINK_FLUSH_SECONDS, SINK_ROWS
 
 log = logging.getLogger(__name__)
@@ -91,11 +97,15 @@ class ClickHouseSink(BaseSink):
             buffers, self._buffers = self._buffers, {}
             self._pending, self._oldest = 0, None
             try:
-                while buffers:
-                    table = next(iter(buffers))
-                    columns, rows = buffers[table]
-                    await self._insert_with_retry(table, columns, rows)
-                    del buffers[table]
+                # One insert carries at most max_rows; all go in one call. On a failure
+                # every row stays buffered, and a retry writes again what was stored
+                # (rows are keyed: harmless).
+                await self._insert_with_retry(
+                    [InsertBlock(table, columns, rows[i : i + self.max_rows])
+                     for table, (columns, rows) in buffers.items()
+                     for i in range(0, len(rows), self.max_rows)]
+                )  # fmt: skip
+                for table, (_, rows) in buffers.items():
                     SINK_ROWS.labels(table).inc(len(rows))
             except BaseException:
                 # What was not stored stays buffered, ahead of what was added since.
@@ -107,13 +117,11 @@ class ClickHouseSink(BaseSink):
                 raise
             SINK_FLUSH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
 
-    async def _insert_with_retry(
-        self, table: str, columns: Sequence[str], rows: list[Sequence[Any]]
-    ) -> None:
+    async def _insert_with_retry(self, blocks: list[InsertBlock]) -> None:
         delay = 0.5
         while True:
             try:
-                await self.warehouse.insert(table, rows, columns)
+                await self.warehouse.insert_many(blocks)
                 return
             except WarehouseUnavailable as exc:
                 # Blocking the stream is right: the offsets must not move past unstored rows.
@@ -122,14 +130,17 @@ class ClickHouseSink(BaseSink):
                 log.warning(
                     "clickhouse unavailable, retrying",
                     extra={
-                        "table": table,
-                        "rows": len(rows),
+                        "tables": sorted({b.table for b in blocks}),
+                        "rows": sum(len(b.rows) for b in blocks),
                         "retry_in_s": wait,
                         "error": str(exc),
                     },
                 )
                 await asyncio.sleep(wait)
                 delay = min(delay * 2, self.retry_max_s)
+            except InsertRejected as exc:
+                SINK_FAILURES.labels(self.name, "rejected").inc()
+                raise SinkError(str(exc)) from exc
             except WarehouseError as exc:
                 SINK_FAILURES.labels(self.name, "rejected").inc()
-                raise SinkError(f"ClickHouse rejected {len(rows)} rows for {table}: {exc}") from exc
+                raise SinkError(f"ClickHouse rejected an insert: {exc}") from exc

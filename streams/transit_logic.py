@@ -13,7 +13,6 @@ corrected with them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from sys import intern
 from typing import Any
 
@@ -21,6 +20,7 @@ import msgspec
 
 from schemas.alarm_rules import RuleBook, load_rules
 from schemas.alarms import Alarm
+from schemas.insert_encoding import stored_time
 from schemas.settings import Settings
 from schemas.transit import Position, VehiclePosition
 from streams.alarm_engine import AlarmEngine, Context, EngineState
@@ -122,6 +122,7 @@ class PartitionState:
 
 @dataclass
 class Outputs:
+    # Rows in ClickHouse's column order; times are seconds since the epoch (stored_time).
     positions: list[tuple[Any, ...]] = field(default_factory=list)
     vehicle_windows: list[tuple[Any, ...]] = field(default_factory=list)
     alarms: list[Alarm] = field(default_factory=list)
@@ -138,33 +139,20 @@ class Outputs:
         return len(self.positions) + len(self.vehicle_windows) + 2 * len(self.alarms)
 
 
-def _dt(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
+_last_wall: list[tuple[float, float]] = [(0.0, 0.0)]
 
 
-_last_wall: list[tuple[float, datetime]] = [(0.0, _dt(0.0))]
-
-
-def _wall_dt(wall: float) -> datetime:
-    """The ingest time of a row: one wall time per batch, so one datetime per batch."""
+def _wall_time(wall: float) -> float:
+    """The ingest time of a row: one wall time per batch, so converted once per batch."""
     last = _last_wall[0]
     if last[0] != wall:
-        last = _last_wall[0] = (wall, _dt(wall))
+        last = _last_wall[0] = (wall, stored_time(wall))
     return last[1]
 
 
-def _add_speed(acc: VehicleAcc, speed: float | None, over_s: float) -> None:
-    acc.positions += 1
-    acc.seconds_over += over_s
-    if speed is not None:
-        acc.speed_samples += 1
-        acc.speed_sum += speed
-        acc.max_speed = speed if acc.max_speed is None else max(acc.max_speed, speed)
-
-
 def _position_row(vid: str, ts: float, f: Fix, speed: float | None, bad: bool) -> tuple[Any, ...]:
-    return (vid, _dt(ts), f.label, f.route_id, f.corridor, f.trip_id, f.lat, f.lon, f.bearing,
-            f.reported_kmh, speed, f.occupancy, f.source, int(bad), _wall_dt(f.ingested_at),
+    return (vid, stored_time(ts), f.label, f.route_id, f.corridor, f.trip_id, f.lat, f.lon, f.bearing,
+            f.reported_kmh, speed, f.occupancy, f.source, int(bad), _wall_time(f.ingested_at),
             f.kecamatan)  # fmt: skip
 
 
@@ -180,6 +168,7 @@ class TransitProcessor:
         # Hot-path lookups, once per corridor or vehicle rather than once per fix.
         self._limits: dict[str, float] = {}
         self._alarm_keys: dict[str, str] = {}
+        self._quiet: dict[float, float] = {}  # corridor limit → highest quiet speed
         # Per held fix (by identity): the arrival chain's anchor before it, its anchor and
         # observation after it, and the reported speed it was judged with. At release, if
         # the event-time chain stands on that same anchor (the feed was in order), the
@@ -288,6 +277,9 @@ class TransitProcessor:
     def _release(
         self, vid: str, vehicle: VehicleState, ts: float, fix: Fix, wall: float, out: Outputs
     ) -> None:
+        # Taken whatever happens to the fix: a memo left behind could be found again by a
+        # later fix that happens to get the same id.
+        memo = self._arrived.pop(id(fix), None)
         placement, slot = self.policy.place(vehicle.windows, ts, wall, VehicleAcc)
         if placement is Placement.DUPLICATE or slot is None:
             out.duplicates += 1
@@ -296,7 +288,6 @@ class TransitProcessor:
         if raw is not None:
             reported = self._reported(fix, raw)
             out.implausible_reported += raw > self.rules.speed.max_plausible_kmh
-        memo = self._arrived.pop(id(fix), None)
         if memo is not None and memo[0] is vehicle.anchor and memo[3] == reported:
             vehicle.anchor, obs = memo[1], memo[2]  # the same anchor and fix: the same answer
         else:
@@ -321,17 +312,25 @@ class TransitProcessor:
         key = self._alarm_keys.get(vid)
         if key is None:
             key = self._alarm_keys[vid] = f"{OVERSPEED}/{vid}"
-        if speed is not None and not self.alarms.idle(OVERSPEED, vid, speed, base=limit, key=key):
+        quiet = self._quiet.get(limit)
+        if quiet is None:
+            quiet = self._quiet[limit] = self.alarms.quiet_up_to(OVERSPEED, limit)
+        if speed is not None and (speed > quiet or key in self.alarms.state.machines):
             context: Context = {
                 "corridor": fix.corridor, "route_id": fix.route_id, "trip_id": fix.trip_id,
                 "lat": fix.lat, "lon": fix.lon, "limit_kmh": limit,
                 "kecamatan": fix.kecamatan or None,
             }  # fmt: skip
             out.alarms.extend(self.alarms.observe(OVERSPEED, vid, ts, speed, context, base=limit))
-        over_s = 0.0
-        if speed is not None and speed > limit and obs.interval_s is not None:
-            over_s = min(obs.interval_s, MAX_OVER_LIMIT_INTERVAL_S)
-        _add_speed(slot.acc, speed, over_s)
+        acc = slot.acc
+        acc.positions += 1
+        if speed is not None:
+            acc.speed_samples += 1
+            acc.speed_sum += speed
+            if acc.max_speed is None or speed > acc.max_speed:
+                acc.max_speed = speed
+            if speed > limit and obs.interval_s is not None:
+                acc.seconds_over += min(obs.interval_s, MAX_OVER_LIMIT_INTERVAL_S)
 
     def _emit_due(
         self, vid: str, vehicle: VehicleState, wall: float, out: Outputs, force: bool = False
@@ -343,7 +342,7 @@ class TransitProcessor:
         for start, slot in due:
             v = slot.acc
             mean = v.speed_sum / v.speed_samples if v.speed_samples else None
-            row = (vid, _dt(start), v.corridor, v.positions, v.speed_samples, mean, v.max_speed,
+            row = (vid, start, v.corridor, v.positions, v.speed_samples, mean, v.max_speed,
                    v.seconds_over, v.limit_kmh, slot.version)  # fmt: skip
             out.vehicle_windows.append(row)
 

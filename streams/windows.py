@@ -135,7 +135,7 @@ class WindowPolicy:
         self, w: EntityWindows[A], ts: float, wall: float, factory: Callable[[], A]
     ) -> tuple[Placement, Slot[A] | None]:
         """Find (or open) the window of an event at ``ts`` and record the event in it."""
-        start = self.start_of(ts)
+        start = self.start_of(ts)  # a policy may shift its windows (a local day)
         event_id = round((ts - start) * 1000)
         if w.closed_before is not None and start < w.closed_before:
             wm = self.watermark(w.clock, wall)
@@ -157,7 +157,9 @@ class WindowPolicy:
         elif event_id in slot.ids:
             return Placement.DUPLICATE, None
         slot.ids.append(event_id)
-        w.clock.observe(ts, wall)
+        clock = w.clock
+        if clock.max_ts is None or ts > clock.max_ts:  # EntityClock.observe, inline
+            clock.max_ts, clock.seen_at = ts, wall
         return Placement.OPEN, slot
 
     def due(

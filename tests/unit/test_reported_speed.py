@@ -32,7 +32,7 @@ def fix(vid: str, i: int, kmh: float, reported: float | None, source: str) -> Ve
 
 def speeds(out: Outputs) -> dict[tuple[str, datetime], float | None]:
     """Each position's speed as finally written (a later row replaces an earlier one)."""
-    return {(r[0], r[1]): r[10] for r in out.positions}
+    return {(r[0], datetime.fromtimestamp(r[1], UTC)): r[10] for r in out.positions}
 
 
 def test_a_reported_speed_above_the_plausible_limit_is_not_used() -> None:

@@ -3,7 +3,7 @@ from typing import Any
 
 import pytest
 
-from schemas.warehouse import WarehouseError, WarehouseUnavailable
+from schemas.warehouse import InsertBlock, InsertRejected, WarehouseUnavailable
 from streams.sink import ClickHouseSink, SinkError
 
 
@@ -12,12 +12,11 @@ class FlakyWarehouse:
         self.errors = errors
         self.inserts: list[tuple[str, int]] = []
 
-    async def insert(
-        self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]
-    ) -> None:
-        if self.errors:
-            raise self.errors.pop(0)
-        self.inserts.append((table, len(rows)))
+    async def insert_many(self, blocks: Sequence[InsertBlock]) -> None:
+        for block in blocks:
+            if self.errors:
+                raise self.errors.pop(0)
+            self.inserts.append((block.table, len(block.rows)))
 
 
 def sink(wh: FlakyWarehouse, **kw: Any) -> ClickHouseSink:
@@ -33,6 +32,14 @@ async def test_rows_are_batched_per_table_until_flush() -> None:
     assert s.pending_rows == 4 and not s.due() and wh.inserts == []
     await s.flush()
     assert sorted(wh.inserts) == [("a", 3), ("b", 1)] and s.pending_rows == 0
+
+
+async def test_one_insert_carries_at_most_max_rows() -> None:
+    wh = FlakyWarehouse([])
+    s = sink(wh, max_rows=2, max_delay_s=60)
+    s.add("a", ("x",), [(i,) for i in range(5)])
+    await s.flush()
+    assert wh.inserts == [("a", 2), ("a", 2), ("a", 1)]
 
 
 async def test_due_by_size_and_by_age() -> None:
@@ -53,7 +60,7 @@ async def test_unavailable_clickhouse_is_retried_without_losing_rows() -> None:
 
 
 async def test_rejected_rows_raise_and_stay_buffered() -> None:
-    wh = FlakyWarehouse([WarehouseError("bad type")])
+    wh = FlakyWarehouse([InsertRejected("a", 1, "bad type")])
     s = sink(wh)
     s.add("a", ("x",), [(1,)])
     with pytest.raises(SinkError, match="rejected 1 rows for a"):

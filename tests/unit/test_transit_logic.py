@@ -9,6 +9,7 @@ from streams.transit_logic import Outputs, PartitionState, TransitProcessor, Tra
 RULES = TransitRules(book=load_rules())
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+S0 = T0.timestamp()  # rows carry times as seconds since the epoch
 WALL = datetime(2026, 3, 2, 9, 0, tzinfo=UTC).timestamp()
 LATER = WALL + 10 * 86400.0  # a wall time at which every window has long closed
 
@@ -32,14 +33,14 @@ def test_windows_are_assigned_and_closed_by_the_vehicles_own_event_time() -> Non
         proc.apply(pos("b1", i * 5, i * 50.0), out, WALL)
     # Event time reached 08:03:00 -> watermark 08:02:50: minutes 0 and 1 are closed.
     starts = [row[1] for row in out.vehicle_windows]
-    assert starts == [T0, T0 + timedelta(minutes=1)]
+    assert starts == [S0, S0 + 60]
     first = out.vehicle_windows[0]
     assert first[3] == 12  # positions in [08:00:00, 08:01:00)
     assert first[4] == 11  # the first fix has no speed
     assert abs(first[5] - 36.0) < 0.1 and first[7] == 0.0
     assert first[9] == 12  # version: the fixes it holds
     proc.tick(LATER, out)  # quiet for long: everything closes, the vehicle is evicted
-    assert [row[1] for row in out.vehicle_windows][-1] == T0 + timedelta(minutes=3)
+    assert [row[1] for row in out.vehicle_windows][-1] == S0 + 180
     assert not proc.state.vehicles
 
 
@@ -52,7 +53,7 @@ def test_a_busy_vehicle_never_makes_another_vehicles_fixes_late() -> None:
         proc.apply(pos("behind", i * 5, i * 50.0), out, WALL)
     proc.tick(LATER, out)
     counts = {(r[0], r[1]): r[3] for r in out.vehicle_windows}
-    assert counts[("behind", T0)] == 12
+    assert counts[("behind", S0)] == 12
 
 
 def test_a_quiet_vehicle_closes_only_after_window_end_plus_lateness_of_wall_time() -> None:
@@ -63,7 +64,7 @@ def test_a_quiet_vehicle_closes_only_after_window_end_plus_lateness_of_wall_time
     assert out.vehicle_windows == []
     proc.apply(pos("b1", 50, 100.0), out, WALL + 45)  # the next fix still counts
     proc.tick(WALL + 45 + 21, out)  # clock 08:01:11 -> watermark 08:01:01: closes
-    assert [(r[1], r[3]) for r in out.vehicle_windows] == [(T0, 2)]
+    assert [(r[1], r[3]) for r in out.vehicle_windows] == [(S0, 2)]
 
 
 def test_seconds_over_limit_corrections_and_late_fixes() -> None:
@@ -72,12 +73,12 @@ def test_seconds_over_limit_corrections_and_late_fixes() -> None:
     for i in range(13):  # 72 km/h: 100 m every 5 s
         proc.apply(pos("b1", i * 5, i * 100.0), out, WALL)
     proc.apply(pos("b1", 200, 2000.0), out, WALL)  # pushes b1's watermark past minutes 0..2
-    first = [r for r in out.vehicle_windows if r[1] == T0][-1]
+    first = [r for r in out.vehicle_windows if r[1] == S0][-1]
     assert first[7] == 55.0 and first[3] == 12  # 11 intervals of 5 s over the limit
     # A fix 170 s behind: minute 0 is closed but inside the correction horizon.
     assert proc.apply(pos("b1", 2.5, 50.0), out, WALL)
     proc.tick(WALL, out)
-    corrected = [r for r in out.vehicle_windows if r[1] == T0][-1]
+    corrected = [r for r in out.vehicle_windows if r[1] == S0][-1]
     assert corrected[3] == 13 and corrected[9] == 13 > first[9]
     assert corrected[7] == first[7]  # counted, but its neighbours' speeds stand
     assert out.corrections == 1
