@@ -82,6 +82,9 @@ CHECKPOINT_COLUMNS = (
     "cluster_id", "group_id", "topic", "partition", "entity", "offset", "state", "saved_at",
 )  # fmt: skip
 DEAD_LETTERS = "dead_letters"
+# Tables with a String column written from raw bytes: JSON cannot carry bytes, so their
+# rows take clickhouse-connect's binary path (schemas/insert_encoding.py).
+RAW_BYTES_TABLES = frozenset({DEAD_LETTERS})
 DEAD_LETTER_COLUMNS = (
     "partition", "offset", "received_at", "reason", "detail", "source_topic",
     "source_partition", "source_offset", "item_index", "connector", "location", "raw",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from math import modf
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -23,12 +24,38 @@ SETTINGS = {"date_time_input_format": "best_effort"}
 _encoder = msgspec.json.Encoder()
 
 
-def json_rows(rows: Sequence[Sequence[Any]]) -> bytes | None:
+# ClickHouse reads an integer out of a column's range from JSON by wrapping it (2**32
+# into a UInt32 is 0); clickhouse-connect refuses it. Such rows take clickhouse-connect's
+# path, so they are refused with ClickHouse's reason instead of stored wrong.
+_INT_RANGES = {
+    f"{sign}Int{bits}": ((0, 2**bits - 1) if sign else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1))
+    for sign in ("U", "")
+    for bits in (8, 16, 32, 64, 128, 256)
+}
+
+
+def int_bounds(types: Sequence[str]) -> list[tuple[int, int, int]]:
+    """(index, lowest, highest) of each integer column, from ClickHouse type names."""
+    out = []
+    for i, name in enumerate(types):
+        for wrapper in ("Nullable(", "LowCardinality("):
+            if name.startswith(wrapper):
+                name = name[len(wrapper) : -1]
+        if name in _INT_RANGES:
+            out.append((i, *_INT_RANGES[name]))
+    return out
+
+
+def json_rows(
+    rows: Sequence[Sequence[Any]], ints: Sequence[tuple[int, int, int]] = ()
+) -> bytes | None:
     """The rows as a JSONCompactEachRow body (arrays separated by commas, which ClickHouse
     reads as rows), or None when JSON cannot carry them as they are: raw bytes (JSON would
-    turn them into base64 text) or types msgspec does not know. A float that is not finite
-    has no JSON form: msgspec writes null, stored as NULL (the column's default where it is
-    not Nullable)."""
+    turn them into base64 text; a column is judged by its first value, so a table whose
+    column may hold bytes among text is declared in RAW_BYTES_TABLES instead), an integer
+    outside its column's range (``ints``, from :func:`int_bounds`), or types msgspec does
+    not know. A float that is not finite has no JSON form: msgspec writes null, stored as
+    NULL (the column's default where it is not Nullable)."""
     if not rows:
         return b""
     first = rows[0]
@@ -36,6 +63,15 @@ def json_rows(rows: Sequence[Sequence[Any]]) -> bytes | None:
         if value is None:  # a Nullable column: its type shows at its first value
             value = next((row[i] for row in rows if row[i] is not None), None)
         if isinstance(value, bytes | bytearray | memoryview):
+            return None
+    for i, lowest, highest in ints:
+        value_of = itemgetter(i)
+        try:
+            low, high = min(map(value_of, rows)), max(map(value_of, rows))
+        except TypeError:  # NULLs among the numbers
+            present = [v for v in map(value_of, rows) if v is not None]
+            low, high = (min(present), max(present)) if present else (lowest, highest)
+        if low < lowest or high > highest:
             return None
     try:
         return _encoder.encode(rows)[1:-1]

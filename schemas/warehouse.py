@@ -20,18 +20,20 @@ from urllib.parse import urlsplit, urlunsplit
 
 import chdb
 import clickhouse_connect
+from clickhouse_connect import common as clickhouse_common
 from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
 
 from schemas.clickhouse_ddl import (
     CCTV_EVENTS,
     DDL,
     MIGRATIONS,
+    RAW_BYTES_TABLES,
     RAW_TTL_COLUMNS,
     VERSIONED_REBUILDS,
 )
 from schemas.insert_encoding import FORMAT as INSERT_FORMAT
 from schemas.insert_encoding import SETTINGS as INSERT_SETTINGS
-from schemas.insert_encoding import json_rows
+from schemas.insert_encoding import int_bounds, json_rows
 from schemas.sql_engine import SqlAnswer, SqlRequest, run_sql
 from schemas.sql_policy import Limits
 
@@ -92,6 +94,10 @@ class Warehouse:
             max_workers=1 if self.embedded else 4, thread_name_prefix="clickhouse"
         )
         self._client: Any = None
+        self._bounds: dict[tuple[str, tuple[str, ...]], list[tuple[int, int, int]]] = {}
+        # Every time we store is UTC: a naive datetime means UTC on both insert paths (the
+        # JSON one reads it in the column's zone), never the host's local time.
+        clickhouse_common.set_setting("naive_datetime_insert", "server")
 
     def _connect(self) -> Any:
         if self._client is None:
@@ -227,7 +233,15 @@ class Warehouse:
         # Encoded here, on the caller's thread (in C): the warehouse thread then only waits
         # for ClickHouse, which runs without the GIL, instead of competing for it with
         # the stream value by value.
-        work = [(block, json_rows(block.rows)) for block in blocks if block.rows]
+        work: list[tuple[InsertBlock, bytes | None]] = []
+        for block in blocks:
+            if not block.rows:
+                continue
+            if block.table in RAW_BYTES_TABLES:
+                work.append((block, None))
+                continue
+            ints = await self._int_bounds(block.table, block.columns)
+            work.append((block, json_rows(block.rows, ints)))
         if not work:
             return
 
@@ -246,6 +260,20 @@ class Warehouse:
                     raise InsertRejected(table, len(rows), str(exc)) from exc
 
         await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    async def _int_bounds(self, table: str, columns: Sequence[str]) -> list[tuple[int, int, int]]:
+        key = (table, tuple(columns))
+        bounds = self._bounds.get(key)
+        if bounds is None:
+            result = await self._run(
+                "query",
+                "SELECT name, type FROM system.columns "
+                "WHERE database = currentDatabase() AND table = {t:String}",
+                parameters={"t": table},
+            )
+            types = {str(name): str(kind) for name, kind in result.result_rows}
+            bounds = self._bounds[key] = int_bounds([types.get(c, "") for c in columns])
+        return bounds
 
     async def analyst_sql(self, request: SqlRequest, limits: Limits) -> SqlAnswer:
         """An analyst's statement, checked, read-only and limited (schemas/sql_engine.py), on

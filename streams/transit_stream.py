@@ -28,7 +28,12 @@ from streams.metrics import (
 from streams.pipeline import Emitted, Message, Pipeline, Producer, StateKey, processing_error
 from streams.sink import BaseSink
 from streams.transit_logic import Outputs, PartitionState, TransitProcessor, TransitRules
-from streams.validation import Rejection, check_position, decode_positions
+from streams.validation import (
+    Rejection,
+    check_position,
+    decode_positions,
+    decode_single_positions,
+)
 
 TOPIC = VEHICLE_POSITIONS.name
 NULL_ISLAND = "lat 0, lon 0 (null island): the tracker had no fix"
@@ -62,7 +67,12 @@ class TransitPartition:
     ) -> list[tuple[Message, int, list[Rejection]]]:
         """Apply a run of one partition's messages with one Outputs, one point-in-polygon
         query and one drain: one event per message costs about what a batch item does."""
-        decoded = [(msg, *decode_positions(msg.value)) for msg in messages]
+        singles = decode_single_positions([msg.value for msg in messages])
+        decoded = (
+            [(msg, *decode_positions(msg.value)) for msg in messages]
+            if singles is None
+            else [(msg, [p], []) for msg, p in zip(messages, singles, strict=True)]
+        )
         positions = [p for _, good, _ in decoded for p in good]
         districts = self.gazetteer.kecamatan.many(
             [p.lon for p in positions], [p.lat for p in positions]

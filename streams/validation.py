@@ -52,6 +52,7 @@ def decode_many(value: bytes | None, model: type[M]) -> tuple[list[M], list[Reje
 
 _one_position = msgspec.json.Decoder(Position)
 _many_positions = msgspec.json.Decoder(list[Position])
+_lines_positions = msgspec.json.Decoder(Position)
 
 
 def decode_positions(value: bytes | None) -> tuple[list[Position], list[Rejection]]:
@@ -77,6 +78,22 @@ def decode_positions(value: bytes | None) -> tuple[list[Position], list[Rejectio
                 return [_in_utc(p) for p in decoded], []
     good, bad = decode_many(value, VehiclePosition)
     return [Position.of(p) for p in good], bad
+
+
+def decode_single_positions(values: list[bytes | None]) -> list[Position] | None:
+    """One position per message, all decoded in one call, when every message is a single
+    JSON object on one line with a UTC time (what producers of one event per message
+    send); None when any is not, and then each goes through :func:`decode_positions`.
+    Each message is one line, parsed alone: no message can borrow another's bytes."""
+    if not all(v and v[:1] == b"{" and b"\n" not in v for v in values):
+        return None
+    try:
+        decoded = _lines_positions.decode_lines(b"\n".join(values))  # type: ignore[arg-type]
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    if len(decoded) != len(values) or not all(p.timestamp.tzinfo is UTC for p in decoded):
+        return None
+    return decoded
 
 
 def _in_utc(p: Position) -> Position:
