@@ -62,7 +62,8 @@ async def vehicle_windows(wh: Warehouse) -> list[tuple[object, ...]]:
 
 def expected_windows(out: Outputs) -> list[tuple[object, ...]]:
     rows = sorted(out.vehicle_windows, key=lambda r: (r[0], r[1]))
-    return [(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]  # times in UTC
+    # Rows carry times as seconds since the epoch; ClickHouse gives them back as UTC times.
+    return [(r[0], datetime.fromtimestamp(r[1], UTC), *r[2:8]) for r in rows]
 
 
 def close(a: list[tuple[object, ...]], b: list[tuple[object, ...]]) -> bool:

@@ -539,3 +539,19 @@ def test_stored_time_agrees_with_datetime_everywhere(ts: float) -> None:
     dt = datetime.fromtimestamp(ts, UTC)
     us = (dt - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
     assert round(stored_time(ts) * 1000) == us // 1000
+
+
+@pytest.mark.parametrize(
+    ("rows", "encoded"),
+    [
+        ([(None,)], True),  # one NULL: min() of one value compares nothing
+        ([(None,), (None,)], True),
+        ([(None,), (3,)], True),
+        ([(3,), (None,), (300,)], False),
+        ([("3",)], False),  # not a number: left to clickhouse-connect's path
+    ],
+)
+def test_integer_ranges_are_checked_around_nulls(
+    rows: list[tuple[Any, ...]], encoded: bool
+) -> None:
+    assert (json_rows(rows, [(0, 0, 255)]) is not None) is encoded
