@@ -66,10 +66,19 @@ class CheckpointStore:
         now = datetime.now(UTC)
         rows = []
         for c in checkpoints:
-            # bytes go into a String column as they are: no decoded copy of megabytes.
             rows.append((self.cluster_id, self.group_id, c.topic, c.partition, "", c.offset,
-                         c.state, now))  # fmt: skip
+                         _text(c.state), now))  # fmt: skip
             for entity, state in c.entries.items():
                 rows.append((self.cluster_id, self.group_id, c.topic, c.partition, entity,
-                             c.offset, state if state is not None else b"", now))  # fmt: skip
+                             c.offset, _text(state) if state is not None else "", now))  # fmt: skip
         await self.warehouse.insert(CHECKPOINTS, rows, CHECKPOINT_COLUMNS)
+
+
+def _text(state: bytes) -> str | bytes:
+    """States are JSON, so text: written as text they take the insert path encoded in C,
+    where bytes would take clickhouse-connect's Python path, seconds for 10,000 vehicles
+    while the stream waits. Bytes that are not UTF-8 stay bytes (and that path)."""
+    try:
+        return state.decode()
+    except UnicodeDecodeError:
+        return state

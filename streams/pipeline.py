@@ -114,6 +114,10 @@ class Pipeline:
         self._last_saved = time.monotonic()
         self._handled: dict[tuple[str, int], int] = {}  # newest offset handled
         self._durable: dict[tuple[str, int], int] = {}  # newest offset in a checkpoint
+        self._latest: dict[tuple[str, int], int] = {}  # newest offset in memory's state
+        # A checkpoint being written behind the stream, and the states it holds.
+        self._saving: asyncio.Future[None] | None = None
+        self._saving_keys: set[StateKey] = set()
         self._lock = asyncio.Lock()
         self._failed: BaseException | None = None
         self._pending_commands: deque[tuple[AlarmCommand, Message]] = deque(maxlen=10_000)
@@ -201,7 +205,8 @@ class Pipeline:
         if self._failed is not None:
             return out  # state in memory is ahead of what is stored
         for tp, offset in self._handled.items():
-            if self.state_key(*tp) not in self._unsaved:
+            key = self.state_key(*tp)
+            if key not in self._unsaved and key not in self._saving_keys:
                 out[tp] = offset + 1
             elif tp in self._durable:
                 out[tp] = self._durable[tp] + 1
@@ -211,6 +216,7 @@ class Pipeline:
         for tp in partitions:
             self._handled.pop(tp, None)
             self._durable.pop(tp, None)
+            self._latest.pop(tp, None)
 
     async def save_now(self) -> None:
         """Checkpoint every state with unsaved changes (a clean stop)."""
@@ -238,6 +244,8 @@ class Pipeline:
                 newest = max(map(_offset, records))
                 if newest > handled.get(tp, -1):
                     handled[tp] = newest
+                if newest > self._latest.get(tp, -1):
+                    self._latest[tp] = newest
             counts: dict[str, list[int]] = {}  # topic → [messages, events, replayed]
             for key, group in groups.items():
                 proc = await self._processor(key, out)
@@ -501,31 +509,68 @@ class Pipeline:
         return bool(self._unsaved) and (every <= 0 or time.monotonic() - self._last_saved >= every)
 
     async def _settle(self, quiet: bool = False) -> None:
-        """Wait until the rows of every batch handled so far are stored. ``quiet``: a
-        failure is left to ``_failed`` (a stop or a revoke goes on without saving)."""
-        inflight, self._inflight = self._inflight, None
-        if inflight is None:
-            return
-        try:
-            await inflight
-        except BaseException:
-            if not quiet:
-                raise
+        """Wait until the rows of every batch handled so far are stored, and a checkpoint
+        being written is written. ``quiet``: a failure is left to ``_failed`` (a stop or a
+        revoke goes on without saving)."""
+        for name in ("_inflight", "_saving"):
+            pending: asyncio.Future[None] | None = getattr(self, name)
+            setattr(self, name, None)
+            if pending is None:
+                continue
+            try:
+                await pending
+            except BaseException:
+                if not quiet:
+                    raise
 
     async def _save_if_due(self) -> None:
-        """With overlapping flushes, the checkpoint waits for the stored rows to catch up
-        with the state, before the next batch moves the state on again."""
+        """With overlapping flushes the checkpoint is taken now and written behind the
+        stream: once the rows of every batch it reflects are stored (it waits for the
+        flushes in flight), so the stream does not stop for it. One at a time."""
         if not self.overlap_flush or time.monotonic() - self._last_saved < self.checkpoint_every_s:
             return
-        await self._settle()
-        if self._failed is None and self._unsaved:
-            await self._save(dict(self._unsaved))
+        if self._saving is not None:
+            if not self._saving.done():
+                return
+            saving, self._saving = self._saving, None
+            await saving  # a failure is raised here (and in _failed)
+        if self._failed is not None or not self._unsaved:
+            return
+        procs = dict(self._unsaved)
+        saved, written = self._snapshot(procs)
+        durable = {tp: o for tp, o in self._latest.items() if self.state_key(*tp) in procs}
+        self._unsaved.clear()
+        self._saving_keys = set(procs)
+        self._last_saved = time.monotonic()
+        self._saving = asyncio.ensure_future(
+            self._write_behind(self._inflight, saved, written, durable)
+        )
 
-    async def _save(self, procs: dict[StateKey, Processor]) -> None:
+    async def _write_behind(self, inflight: asyncio.Future[None] | None,
+                            saved: list[Checkpoint], written: dict[StateKey, dict[str, int]],
+                            durable: dict[tuple[str, int], int]) -> None:  # fmt: skip
+        try:
+            if inflight is not None:
+                await asyncio.shield(inflight)  # the batches this state reflects
+            await self.checkpoints.save(saved)
+        except BaseException as exc:
+            self._failed = exc
+            raise
+        self._written.update(written)
+        self._durable.update(durable)
+        self._saving_keys = set()
+
+    def _snapshot(
+        self, procs: dict[StateKey, Processor]
+    ) -> tuple[list[Checkpoint], dict[StateKey, dict[str, int]]]:
         saved, written = [], {}
         for key, proc in procs.items():
             checkpoint, written[key] = self._checkpoint(key, proc)
             saved.append(checkpoint)
+        return saved, written
+
+    async def _save(self, procs: dict[StateKey, Processor]) -> None:
+        saved, written = self._snapshot(procs)
         try:
             await self.checkpoints.save(saved)
         except BaseException as exc:
