@@ -570,18 +570,12 @@ class Pipeline:
         return saved, written
 
     async def _save(self, procs: dict[StateKey, Processor]) -> None:
+        """Checkpoint now, the stream waiting (every row the state reflects is stored)."""
         saved, written = self._snapshot(procs)
-        try:
-            await self.checkpoints.save(saved)
-        except BaseException as exc:
-            self._failed = exc
-            raise
-        self._written.update(written)
+        durable = {tp: o for tp, o in self._handled.items() if self.state_key(*tp) in procs}
+        await self._write_behind(None, saved, written, durable)
         for key in procs:
             self._unsaved.pop(key, None)
-        for tp, offset in self._handled.items():
-            if self.state_key(*tp) in procs:
-                self._durable[tp] = offset
         self._last_saved = time.monotonic()
 
     def _checkpoint(self, key: StateKey, proc: Processor) -> tuple[Checkpoint, dict[str, int]]:
