@@ -27,15 +27,13 @@ from streams.transit_logic import TransitRules
 from streams.transit_stream import TOPIC, TransitPartition
 
 
-def messages(load: Load, per_message: bool) -> tuple[list[list[Message]], float]:
-    """Per partition, its messages in order; and the event time of the last tick."""
+def messages(load: Load, per_message: bool) -> list[list[Message]]:
+    """Per partition, its messages in order."""
     out: list[list[Message]] = [[] for _ in range(PARTITIONS)]
-    last = load.start
     for tick in load.ticks():
         groups: dict[int, list[object]] = {}
         for p in tick:
             groups.setdefault(partition_for(p.vehicle_id, PARTITIONS), []).append(p)  # type: ignore[attr-defined]
-            last = p.timestamp.timestamp()  # type: ignore[attr-defined]
         for part, group in groups.items():
             values = (
                 [p.model_dump_json(exclude_none=True).encode() for p in group]  # type: ignore[attr-defined]
@@ -44,10 +42,10 @@ def messages(load: Load, per_message: bool) -> tuple[list[list[Message]], float]
             )
             for v in values:
                 out[part].append(Message(TOPIC, part, len(out[part]), None, v))
-    return out, last
+    return out
 
 
-def run(parts: list[list[Message]], last_ts: float, run_size: int) -> tuple[float, float, int]:
+def run(parts: list[list[Message]], run_size: int) -> tuple[float, float, int]:
     """Seconds in handle_many and in encoding, and positions seen."""
     settings = Settings()
     rules = TransitRules.from_settings(settings)
@@ -83,11 +81,11 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     load = Load(events=args.events, buses=500, start=float(int(time.time()) - 3600))
-    parts, last = messages(load, args.input == "per-message")
+    parts = messages(load, args.input == "per-message")
     tune_gc()  # as the worker does
     best = None
     for i in range(args.repeat):
-        handle, encode, seen = run(parts, last, args.run)
+        handle, encode, seen = run(parts, args.run)
         us = (1e6 * handle / seen, 1e6 * encode / seen)
         print(f"run {i + 1}: handle {us[0]:.2f} µs/position, encode {us[1]:.2f} µs/position "
               f"({seen:,} positions)", flush=True)  # fmt: skip
