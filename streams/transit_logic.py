@@ -12,131 +12,30 @@ corrected with them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from math import inf
 from sys import intern
 from typing import Any
 
-import msgspec
-
-from schemas.alarm_rules import RuleBook, load_rules
-from schemas.alarms import Alarm
 from schemas.insert_encoding import stored_time
-from schemas.settings import Settings
 from schemas.transit import Position, VehiclePosition
-from streams.alarm_engine import AlarmEngine, Context, EngineState
-from streams.speed import (
-    Anchor,
-    FixQuality,
-    SpeedObservation,
-    SpeedRules,
-    UnitWatch,
-    observe,
+from streams.alarm_engine import AlarmEngine, Context
+from streams.speed import Anchor, FixQuality, SpeedObservation, UnitWatch, observe
+from streams.transit_state import (
+    Fix,
+    Outputs,
+    PartitionState,
+    TransitRules,
+    VehicleAcc,
+    VehicleState,
 )
-from streams.windows import EntityWindows, Placement, Reorder, Slot, WindowPolicy
+from streams.windows import Placement, Slot
 
-WINDOW_S = 60
+__all__ = ["Outputs", "PartitionState", "TransitProcessor", "TransitRules"]
 OVERSPEED = "overspeed"
 # An interval longer than this says little about the time spent over the limit.
 MAX_OVER_LIMIT_INTERVAL_S = 60.0
 _MAX_ARRIVED = 1_000_000  # arrival observations kept for held fixes (a few per vehicle)
-
-
-@dataclass(frozen=True)
-class TransitRules:
-    book: RuleBook
-    speed: SpeedRules = field(default_factory=SpeedRules)
-    lateness_s: float = 10.0
-    horizon_s: float = 300.0
-    evict_after_s: float = 6 * 3600.0
-
-    @classmethod
-    def from_settings(cls, s: Settings, book: RuleBook | None = None) -> TransitRules:
-        return cls(
-            book=book or load_rules(s.alarm_rules),
-            speed=SpeedRules(max_plausible_kmh=s.max_plausible_speed_kmh),
-            lateness_s=s.window_allowed_lateness_s,
-            horizon_s=s.correction_horizon_s,
-            evict_after_s=s.entity_evict_after_s,
-        )
-
-    @property
-    def windows(self) -> WindowPolicy:
-        return WindowPolicy(WINDOW_S, self.lateness_s, self.horizon_s)
-
-    def limit_for(self, corridor: str) -> float:
-        return self.book.transit.limit_for(corridor)
-
-
-class VehicleAcc(msgspec.Struct, array_like=True, gc=False):
-    corridor: str = ""
-    limit_kmh: float = 0.0
-    positions: int = 0
-    speed_samples: int = 0
-    speed_sum: float = 0.0
-    max_speed: float | None = None
-    seconds_over: float = 0.0
-
-
-class Fix(msgspec.Struct, array_like=True, gc=False):
-    """A position held until its vehicle's watermark passes it."""
-
-    lat: float
-    lon: float
-    corridor: str
-    reported_kmh: float | None
-    ingested_at: float
-    kecamatan: str
-    label: str | None = None
-    route_id: str | None = None
-    trip_id: str | None = None
-    bearing: float | None = None
-    occupancy: str = ""
-    source: str = ""
-    # What the position row said when the fix arrived (judged against the fixes seen so
-    # far); rewritten at release only if event-time order says otherwise.
-    speed_written: float | None = None
-    bad_written: bool = False
-
-
-class VehicleState(msgspec.Struct, array_like=True):
-    anchor: Anchor | None = None  # in event-time order, over released fixes
-    arrival: Anchor | None = None  # in arrival order, for the row written at once
-    held: Reorder[Fix] = msgspec.field(default_factory=Reorder)
-    windows: EntityWindows[VehicleAcc] = msgspec.field(default_factory=EntityWindows)
-
-
-@dataclass
-class PartitionState:
-    offset: int = -1  # last Kafka offset whose effects are in this state
-    vehicles: dict[str, VehicleState] = field(default_factory=dict)
-    alarms: EngineState = field(default_factory=EngineState)
-    units: dict[str, UnitWatch] = field(default_factory=dict)  # by source (connector)
-
-    def dumps(self) -> bytes:
-        return msgspec.json.encode(self)
-
-    @classmethod
-    def loads(cls, raw: bytes | str) -> PartitionState:
-        return msgspec.json.decode(raw, type=cls)
-
-
-@dataclass
-class Outputs:
-    # Rows in ClickHouse's column order; times are seconds since the epoch (stored_time).
-    positions: list[tuple[Any, ...]] = field(default_factory=list)
-    vehicle_windows: list[tuple[Any, ...]] = field(default_factory=list)
-    alarms: list[Alarm] = field(default_factory=list)
-    bad_fixes: int = 0
-    stale: int = 0
-    corrections: int = 0
-    duplicates: int = 0
-    evicted: int = 0
-    late: int = 0
-    implausible_reported: int = 0
-    unit_slips: list[tuple[str, str]] = field(default_factory=list)  # (source, verdict)
-
-    def row_count(self) -> int:
-        return len(self.positions) + len(self.vehicle_windows) + 2 * len(self.alarms)
 
 
 _last_wall: list[tuple[float, float]] = [(0.0, 0.0)]
@@ -211,25 +110,104 @@ class TransitProcessor:
         vid = pos.vehicle_id
         if ts is None:
             ts = pos.ts
-        vehicle = self.state.vehicles.get(vid)
-        if vehicle is None:
-            vehicle = self.state.vehicles[vid] = VehicleState()
-        # Held fixes repeat their vehicle's strings: one shared copy each keeps 10,000
-        # vehicles' held fixes small.
-        label, route_id, trip_id = pos.label, pos.route_id, pos.trip_id
-        fix = Fix(pos.lat, pos.lon, intern(pos.corridor or route_id or "unknown"), pos.speed_kmh,
-                  wall, kecamatan, None if label is None else intern(label),
-                  None if route_id is None else intern(route_id),
-                  None if trip_id is None else intern(trip_id),
-                  pos.bearing, pos.occupancy.value if pos.occupancy else "",
-                  intern(pos.source))  # fmt: skip
+        vehicle = self._vehicle(vid)
+        fix = self._fix(pos, wall, kecamatan)
         if vehicle.held.is_late(ts):
             return self._late(vid, vehicle, ts, fix, wall, out)
         if not vehicle.held.add(ts, fix):
             out.duplicates += 1
             return True
         vehicle.windows.clock.observe(ts, wall)
-        # The position is queryable at once; in an in-order feed this row is final.
+        self._arrive(vid, vehicle, ts, fix, out)
+        self.advance(vid, vehicle, wall, out)
+        return True
+
+    def apply_batch(
+        self, items: Sequence[tuple[VehiclePosition | Position, float, str]], wall: float,
+        out: Outputs,
+    ) -> list[bool | Exception]:  # fmt: skip
+        """Take a batch of valid positions (each with its time and kecamatan) in arrival
+        order; per item, True when taken, False when late, or the exception it raised.
+
+        Each vehicle's positions are taken together, in their arrival order. When they are
+        all newer than anything the vehicle sent before, each newer than the last (a feed in
+        order), they are held at once and released by one advance to the last watermark.
+        That is what one advance per fix gives: along such a run the watermark only rises,
+        so the same fixes are released in the same order, and none behind a window an
+        earlier step would have closed. Otherwise they are taken one by one."""
+        runs: dict[str, list[int]] = {}
+        for i, item in enumerate(items):
+            vid = item[0].vehicle_id
+            run = runs.get(vid)
+            if run is None:
+                runs[vid] = [i]
+            else:
+                run.append(i)
+        results: list[bool | Exception] = [True] * len(items)
+        for vid, run in runs.items():
+            vehicle = self._vehicle(vid)
+            if not self._in_order(vehicle, items, run):
+                for i in run:
+                    pos, ts, kecamatan = items[i]
+                    try:
+                        results[i] = self.apply(pos, out, wall, kecamatan, ts)
+                    except Exception as exc:  # the caller dead-letters it
+                        results[i] = exc
+                continue
+            pending, clock = vehicle.held.pending, vehicle.windows.clock
+            for i in run:
+                pos, ts, kecamatan = items[i]
+                try:
+                    fix = self._fix(pos, wall, kecamatan)
+                    pending.append((ts, fix))  # Reorder.add and EntityClock.observe, in order
+                    clock.max_ts, clock.seen_at = ts, wall
+                    self._arrive(vid, vehicle, ts, fix, out)
+                except Exception as exc:
+                    results[i] = exc
+            try:
+                self.advance(vid, vehicle, wall, out)
+            except Exception as exc:  # what the last fix's own advance would have met
+                results[run[-1]] = exc
+        return results
+
+    @staticmethod
+    def _in_order(
+        vehicle: VehicleState, items: Sequence[tuple[VehiclePosition | Position, float, str]],
+        run: list[int],
+    ) -> bool:  # fmt: skip
+        last = vehicle.windows.clock.max_ts
+        released = vehicle.held.released_until
+        if last is None:
+            last = -inf
+        if released is not None and items[run[0]][1] < released:
+            return False
+        for i in run:
+            ts = items[i][1]
+            if ts <= last:
+                return False
+            last = ts
+        return True
+
+    def _vehicle(self, vid: str) -> VehicleState:
+        vehicle = self.state.vehicles.get(vid)
+        if vehicle is None:
+            vehicle = self.state.vehicles[vid] = VehicleState()
+        return vehicle
+
+    @staticmethod
+    def _fix(pos: VehiclePosition | Position, wall: float, kecamatan: str) -> Fix:
+        # Held fixes repeat their vehicle's strings: one shared copy each keeps 10,000
+        # vehicles' held fixes small.
+        label, route_id, trip_id = pos.label, pos.route_id, pos.trip_id
+        return Fix(pos.lat, pos.lon, intern(pos.corridor or route_id or "unknown"), pos.speed_kmh,
+                   wall, kecamatan, None if label is None else intern(label),
+                   None if route_id is None else intern(route_id),
+                   None if trip_id is None else intern(trip_id),
+                   pos.bearing, pos.occupancy.value if pos.occupancy else "",
+                   intern(pos.source))  # fmt: skip
+
+    def _arrive(self, vid: str, vehicle: VehicleState, ts: float, fix: Fix, out: Outputs) -> None:
+        """The position is queryable at once; in an in-order feed this row is final."""
         reported = fix.reported_kmh
         if reported is not None:
             reported = self._reported(fix, reported)
@@ -240,8 +218,6 @@ class TransitProcessor:
         self._arrived[id(fix)] = (before, vehicle.arrival, first, reported)
         fix.speed_written, fix.bad_written = first.speed_kmh, first.quality is FixQuality.BAD
         out.positions.append(_position_row(vid, ts, fix, fix.speed_written, fix.bad_written))
-        self.advance(vid, vehicle, wall, out)
-        return True
 
     def _late(
         self, vid: str, vehicle: VehicleState, ts: float, fix: Fix, wall: float, out: Outputs
@@ -269,62 +245,75 @@ class TransitProcessor:
         """Release held fixes the vehicle's watermark has passed, in event-time order, then
         close and emit the windows it has passed."""
         wm = self.policy.watermark(vehicle.windows.clock, wall)
-        for ts, fix in vehicle.held.release(wm):
-            self._release(vid, vehicle, ts, fix, wall, out)
+        released = vehicle.held.release(wm)
+        if released:
+            self._release(vid, vehicle, released, wall, out)
         # Releasing never moves the clock (released fixes are behind it): the same mark.
         self._emit(vid, self.policy.due_at(vehicle.windows, wm), out)
 
     def _release(
-        self, vid: str, vehicle: VehicleState, ts: float, fix: Fix, wall: float, out: Outputs
-    ) -> None:
-        # Taken whatever happens to the fix: a memo left behind could be found again by a
-        # later fix that happens to get the same id.
-        memo = self._arrived.pop(id(fix), None)
-        placement, slot = self.policy.place(vehicle.windows, ts, wall, VehicleAcc)
-        if placement is Placement.DUPLICATE or slot is None:
-            out.duplicates += 1
-            return
-        raw = reported = fix.reported_kmh
-        if raw is not None:
-            reported = self._reported(fix, raw)
-            out.implausible_reported += raw > self.rules.speed.max_plausible_kmh
-        if memo is not None and memo[0] is vehicle.anchor and memo[3] == reported:
-            vehicle.anchor, obs = memo[1], memo[2]  # the same anchor and fix: the same answer
-        else:
-            vehicle.anchor, obs = observe(
-                vehicle.anchor, ts, fix.lat, fix.lon, reported, self.rules.speed
-            )
-        if raw is not None and obs.derived_kmh is not None and obs.quality is FixQuality.OK:
-            self._watch_units(fix.source, raw, obs.derived_kmh, out)
-        bad = obs.quality is FixQuality.BAD
-        if (obs.speed_kmh, bad) != (fix.speed_written, fix.bad_written):
-            # It arrived out of order: event-time order corrects the row written at arrival.
-            out.positions.append(_position_row(vid, ts, fix, obs.speed_kmh, bad))
-        limit = self._limit(fix.corridor)
-        slot.acc.corridor, slot.acc.limit_kmh = fix.corridor, limit
-        if bad or obs.quality is FixQuality.STALE:
-            # Counted as a position of the window, not as a speed sample.
-            slot.acc.positions += 1
-            out.bad_fixes += bad
-            out.stale += not bad
-            return
-        speed = obs.speed_kmh
+        self, vid: str, vehicle: VehicleState, released: list[tuple[float, Fix]], wall: float,
+        out: Outputs,
+    ) -> None:  # fmt: skip
+        """Judge released fixes in event-time order: speed, bad fixes, alarms, windows."""
+        slots = self.policy.place_released(vehicle.windows, released, wall, VehicleAcc)
+        arrived, speed_rules = self._arrived, self.rules.speed
+        max_plausible = speed_rules.max_plausible_kmh
+        machines = self.alarms.state.machines
         key = self._alarm_keys.get(vid)
         if key is None:
             key = self._alarm_keys[vid] = f"{OVERSPEED}/{vid}"
-        quiet = self._quiet.get(limit)
-        if quiet is None:
-            quiet = self._quiet[limit] = self.alarms.quiet_up_to(OVERSPEED, limit)
-        if speed is not None and (speed > quiet or key in self.alarms.state.machines):
-            context: Context = {
-                "corridor": fix.corridor, "route_id": fix.route_id, "trip_id": fix.trip_id,
-                "lat": fix.lat, "lon": fix.lon, "limit_kmh": limit,
-                "kecamatan": fix.kecamatan or None,
-            }  # fmt: skip
-            out.alarms.extend(self.alarms.observe(OVERSPEED, vid, ts, speed, context, base=limit))
-        acc = slot.acc
-        acc.positions += 1
-        if speed is not None:
+        corridor: str | None = None
+        limit = quiet = 0.0
+        for (ts, fix), slot in zip(released, slots, strict=True):
+            # Taken whatever happens to the fix: a memo left behind could be found again by
+            # a later fix that happens to get the same id.
+            memo = arrived.pop(id(fix), None)
+            if slot is None:  # a duplicate, or its window is past the horizon
+                out.duplicates += 1
+                continue
+            raw = reported = fix.reported_kmh
+            if raw is not None:
+                reported = self._reported(fix, raw)
+                out.implausible_reported += raw > max_plausible
+            if memo is not None and memo[0] is vehicle.anchor and memo[3] == reported:
+                vehicle.anchor, obs = memo[1], memo[2]  # the same anchor and fix: the same answer
+            else:
+                vehicle.anchor, obs = observe(
+                    vehicle.anchor, ts, fix.lat, fix.lon, reported, speed_rules
+                )
+            quality, speed = obs.quality, obs.speed_kmh
+            if raw is not None and obs.derived_kmh is not None and quality is FixQuality.OK:
+                self._watch_units(fix.source, raw, obs.derived_kmh, out)
+            bad = quality is FixQuality.BAD
+            if speed != fix.speed_written or bad != fix.bad_written:
+                # It arrived out of order: event-time order corrects the row written at arrival.
+                out.positions.append(_position_row(vid, ts, fix, speed, bad))
+            if fix.corridor != corridor:
+                corridor = fix.corridor
+                limit = self._limit(corridor)
+                quiet = self._quiet.get(limit)  # type: ignore[assignment]
+                if quiet is None:
+                    quiet = self._quiet[limit] = self.alarms.quiet_up_to(OVERSPEED, limit)
+            acc = slot.acc
+            acc.corridor, acc.limit_kmh = fix.corridor, limit
+            acc.positions += 1
+            if bad or quality is FixQuality.STALE:
+                # Counted as a position of the window, not as a speed sample.
+                out.bad_fixes += bad
+                out.stale += not bad
+                continue
+            if speed is None:
+                continue
+            if speed > quiet or key in machines:
+                context: Context = {
+                    "corridor": fix.corridor, "route_id": fix.route_id, "trip_id": fix.trip_id,
+                    "lat": fix.lat, "lon": fix.lon, "limit_kmh": limit,
+                    "kecamatan": fix.kecamatan or None,
+                }  # fmt: skip
+                out.alarms.extend(
+                    self.alarms.observe(OVERSPEED, vid, ts, speed, context, base=limit)
+                )
             acc.speed_samples += 1
             acc.speed_sum += speed
             if acc.max_speed is None or speed > acc.max_speed:
@@ -378,6 +367,7 @@ class TransitProcessor:
             self._release_all(vid, vehicle, wall, out)
 
     def _release_all(self, vid: str, vehicle: VehicleState, wall: float, out: Outputs) -> None:
-        for ts, fix in vehicle.held.release(None, force=True):
-            self._release(vid, vehicle, ts, fix, wall, out)
+        released = vehicle.held.release(None, force=True)
+        if released:
+            self._release(vid, vehicle, released, wall, out)
         self._emit_due(vid, vehicle, wall, out, force=True)

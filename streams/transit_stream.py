@@ -81,10 +81,12 @@ class TransitPartition:
         wall = now.timestamp()
         area, max_future_s = self.settings.service_area, self.settings.max_future_s
         newest_allowed = wall + max_future_s
-        results: list[tuple[Message, int, list[Rejection]]] = []
+        # The positions to take, and the message each came in (by index into decoded).
+        items: list[tuple[Position, float, str]] = []
+        origin: list[int] = []
+        seen = [len(good) + len(rejections) for _, good, rejections in decoded]
         i = 0
-        for msg, good, rejections in decoded:
-            seen = len(good) + len(rejections)
+        for m, (_msg, good, rejections) in enumerate(decoded):
             for pos in good:
                 kecamatan, i = districts[i], i + 1
                 problem = None
@@ -100,16 +102,25 @@ class TransitPartition:
                     # filter's reach.
                     problem = (Reason.IMPOSSIBLE_VALUE, NULL_ISLAND)
                 if problem is None:
-                    try:
-                        if not self.proc.apply(pos, buf, wall, kecamatan or "", ts):
-                            buf.late += 1
-                            problem = (Reason.LATE, self._late_detail(pos))
-                    except Exception as exc:  # counted with its dead letter
-                        problem = (Reason.PROCESSING_ERROR, processing_error(exc))
-                if problem is not None:
+                    items.append((pos, ts, kecamatan or ""))
+                    origin.append(m)
+                else:
                     rejections.append(Rejection(problem[0], problem[1], msgspec.json.encode(pos)))
-            self.proc.state.offset = msg.offset
-            results.append((msg, seen, rejections))
+        taken = self.proc.apply_batch(items, wall, buf)
+        for (pos, _, _), m, result in zip(items, origin, taken, strict=True):
+            if result is True:
+                continue
+            if result is False:
+                buf.late += 1
+                problem = (Reason.LATE, self._late_detail(pos))
+            else:  # counted with its dead letter
+                problem = (Reason.PROCESSING_ERROR, processing_error(result))
+            decoded[m][2].append(Rejection(problem[0], problem[1], msgspec.json.encode(pos)))
+        results = [
+            (msg, n, rejections) for (msg, _, rejections), n in zip(decoded, seen, strict=True)
+        ]
+        if messages:
+            self.proc.state.offset = messages[-1].offset
         self._drain(buf, out)
         return results
 
