@@ -92,6 +92,8 @@ def stored_time(ts: float) -> float:
     exactly: the instant rounded to the microsecond (half to even, as ``datetime`` does),
     then cut to the millisecond (as clickhouse-connect writes a datetime). Rows written
     either way get the same key, so a replay across an upgrade replaces, not duplicates."""
+    if type(ts) is float and ts.is_integer():
+        return ts + 0.0  # whole seconds, what most feeds send, are kept as they are (-0.0 too)
     frac, whole = modf(ts)
     us = round(frac * 1_000_000)
     return (int(whole) * 1000 + us // 1000) / 1000

@@ -18,7 +18,7 @@ from sys import intern
 from typing import Any
 
 from schemas.insert_encoding import stored_time
-from schemas.transit import Position, VehiclePosition
+from schemas.transit import Occupancy, Position, VehiclePosition
 from streams.alarm_engine import AlarmEngine, Context
 from streams.speed import Anchor, FixQuality, SpeedObservation, UnitWatch, observe
 from streams.transit_state import (
@@ -38,6 +38,7 @@ MAX_OVER_LIMIT_INTERVAL_S = 60.0
 _MAX_ARRIVED = 1_000_000  # arrival observations kept for held fixes (a few per vehicle)
 
 
+_OCCUPANCY: dict[Occupancy | None, str] = {None: "", **{o: o.value for o in Occupancy}}
 _last_wall: list[tuple[float, float]] = [(0.0, 0.0)]
 
 
@@ -155,10 +156,11 @@ class TransitProcessor:
                         results[i] = exc
                 continue
             pending, clock = vehicle.held.pending, vehicle.windows.clock
+            fix = pending[-1][1] if pending else None
             for i in run:
                 pos, ts, kecamatan = items[i]
                 try:
-                    fix = self._fix(pos, wall, kecamatan)
+                    fix = self._fix(pos, wall, kecamatan, fix)
                     pending.append((ts, fix))  # Reorder.add and EntityClock.observe, in order
                     clock.max_ts, clock.seen_at = ts, wall
                     self._arrive(vid, vehicle, ts, fix, out)
@@ -195,16 +197,27 @@ class TransitProcessor:
         return vehicle
 
     @staticmethod
-    def _fix(pos: VehiclePosition | Position, wall: float, kecamatan: str) -> Fix:
+    def _fix(
+        pos: VehiclePosition | Position, wall: float, kecamatan: str, like: Fix | None = None
+    ) -> Fix:
+        """The held fix of a position; ``like``: the vehicle's fix before it, whose strings
+        it shares when they are the same (nearly always, within a vehicle's run)."""
+        label, route_id, trip_id, source = pos.label, pos.route_id, pos.trip_id, pos.source
+        corridor = pos.corridor or route_id or "unknown"
+        occupancy = _OCCUPANCY[pos.occupancy]
+        if like is not None and (corridor, label, route_id, trip_id, source) == (
+            like.corridor, like.label, like.route_id, like.trip_id, like.source
+        ):  # fmt: skip
+            return Fix(pos.lat, pos.lon, like.corridor, pos.speed_kmh, wall, kecamatan,
+                       like.label, like.route_id, like.trip_id, pos.bearing, occupancy,
+                       like.source)  # fmt: skip
         # Held fixes repeat their vehicle's strings: one shared copy each keeps 10,000
         # vehicles' held fixes small.
-        label, route_id, trip_id = pos.label, pos.route_id, pos.trip_id
-        return Fix(pos.lat, pos.lon, intern(pos.corridor or route_id or "unknown"), pos.speed_kmh,
-                   wall, kecamatan, None if label is None else intern(label),
+        return Fix(pos.lat, pos.lon, intern(corridor), pos.speed_kmh, wall, kecamatan,
+                   None if label is None else intern(label),
                    None if route_id is None else intern(route_id),
                    None if trip_id is None else intern(trip_id),
-                   pos.bearing, pos.occupancy.value if pos.occupancy else "",
-                   intern(pos.source))  # fmt: skip
+                   pos.bearing, occupancy, intern(source))  # fmt: skip
 
     def _arrive(self, vid: str, vehicle: VehicleState, ts: float, fix: Fix, out: Outputs) -> None:
         """The position is queryable at once; in an in-order feed this row is final."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from math import inf
 
 import msgspec
 
@@ -81,6 +82,12 @@ class TransitPartition:
         wall = now.timestamp()
         area, max_future_s = self.settings.service_area, self.settings.max_future_s
         newest_allowed = wall + max_future_s
+        # The service area's bounds, read once per batch (not a model's attributes per fix).
+        west, south, east, north = (
+            (area.min_lon, area.min_lat, area.max_lon, area.max_lat)
+            if area is not None
+            else (-inf, -inf, inf, inf)
+        )
         # The positions to take, and the message each came in (by index into decoded).
         items: list[tuple[Position, float, str]] = []
         origin: list[int] = []
@@ -91,11 +98,10 @@ class TransitPartition:
                 kecamatan, i = districts[i], i + 1
                 problem = None
                 ts = pos.ts
-                if (area is not None and not area.contains(pos.lon, pos.lat)) or (
-                    ts > newest_allowed
-                ):
+                lon, lat = pos.lon, pos.lat
+                if ts > newest_allowed or lon < west or lon > east or lat < south or lat > north:
                     problem = check_position(pos, area, now, max_future_s)
-                elif pos.lat == 0.0 and pos.lon == 0.0:
+                elif lat == 0.0 and lon == 0.0:
                     # "Null island": what a tracker without a fix sends. With the service
                     # area off (replays of other cities) nothing else would stop it, and
                     # after a gap it would be the vehicle's "first" fix, beyond the jump
