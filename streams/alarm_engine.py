@@ -79,6 +79,7 @@ class AlarmEngine:
         self.book = book
         self.state = state if state is not None else EngineState()
         self._lowest: dict[tuple[str, float], tuple[float, float]] = {}  # → (sign, lowest)
+        self._levels: dict[tuple[str, float], list[tuple[float, float]]] = {}
         self._drop_unknown_kinds()
 
     def _drop_unknown_kinds(self) -> None:
@@ -103,7 +104,12 @@ class AlarmEngine:
                     f"{rule.kind}: {len(rule.levels)} levels, got {len(override)} thresholds"
                 )
             return [(float(r) + base, float(c) + base) for r, c in override]
-        return [(lv.raise_at + base, lv.clear_at + base) for lv in rule.levels]
+        # A rule's levels at a base (a corridor's limit), once: the hot path asks per sample.
+        levels = self._levels.get((rule.kind, base))
+        if levels is None:
+            levels = [(lv.raise_at + base, lv.clear_at + base) for lv in rule.levels]
+            self._levels[(rule.kind, base)] = levels
+        return levels
 
     def _emit(self, rule: Rule, entity: str, m: Machine, state: AlarmState, reason: Reason,
               ts: float, cleared_by: str | None = None) -> Alarm:  # fmt: skip
@@ -157,10 +163,10 @@ class AlarmEngine:
         whose samples are further apart than the rule's raise or clear duration meets it
         with one sample, so an hourly gauge is not an hour late.
         """
-        if self.idle(kind, entity, value, thresholds, base):
+        key = f"{kind}/{entity}"
+        if self.idle(kind, entity, value, thresholds, base, key):
             return []
         rule = self.book.rule(kind)
-        key = f"{kind}/{entity}"
         m = self.state.machines.get(key)
         if m is None:
             m = self.state.machines[key] = Machine()

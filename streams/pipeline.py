@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import groupby
 from operator import attrgetter
@@ -285,14 +285,16 @@ class Pipeline:
 
     def _handle(
         self, proc: Processor, messages: list[Message], now: datetime, out: Emitted
-    ) -> Iterable[tuple[Message, int, list[Rejection]]]:
+    ) -> Iterable[tuple[Message, int, Sequence[Rejection]]]:
         """Apply a processor's new messages: all at once where it can (``handle_many``),
         else one by one; our own failure dead-letters the message(s) it happened on."""
         many = getattr(proc, "handle_many", None)
         if many is not None:
             scratch = Emitted()
             try:
-                results: list[tuple[Message, int, list[Rejection]]] = many(messages, now, scratch)
+                results: list[tuple[Message, int, Sequence[Rejection]]] = many(
+                    messages, now, scratch
+                )
             except Exception as exc:
                 # Items are isolated inside handle_many; this is a failure around them.
                 self._log_failure(messages[0])
@@ -301,7 +303,7 @@ class Pipeline:
                 return [(m, 1, [self._failed_item(m, exc)]) for m in messages]
             out.merge(scratch)
             return results
-        done = []
+        done: list[tuple[Message, int, Sequence[Rejection]]] = []
         for msg in messages:
             scratch = Emitted()
             try:

@@ -57,7 +57,7 @@ class Processor(Protocol):
         """The last offset of ``topic`` whose effects are in this processor's state."""
         ...
 
-    def handle(self, msg: Message, now: datetime, out: Emitted) -> tuple[int, list[Rejection]]:
+    def handle(self, msg: Message, now: datetime, out: Emitted) -> tuple[int, Sequence[Rejection]]:
         """Apply one message (and record its offset); return (events seen, rejections)."""
         ...
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from math import inf
 
@@ -59,22 +59,33 @@ class TransitPartition:
     def offset(self, topic: str) -> int:
         return self.proc.state.offset
 
-    def handle(self, msg: Message, now: datetime, out: Emitted) -> tuple[int, list[Rejection]]:
+    def handle(self, msg: Message, now: datetime, out: Emitted) -> tuple[int, Sequence[Rejection]]:
         ((_, seen, rejections),) = self.handle_many([msg], now, out)
         return seen, rejections
 
     def handle_many(
         self, messages: list[Message], now: datetime, out: Emitted
-    ) -> list[tuple[Message, int, list[Rejection]]]:
+    ) -> list[tuple[Message, int, Sequence[Rejection]]]:
         """Apply a run of one partition's messages with one Outputs, one point-in-polygon
         query and one drain: one event per message costs about what a batch item does."""
-        singles = decode_single_positions([msg.value for msg in messages])
-        decoded = (
-            [(msg, *decode_positions(msg.value)) for msg in messages]
-            if singles is None
-            else [(msg, [p], []) for msg, p in zip(messages, singles, strict=True)]
-        )
-        positions = [p for _, good, _ in decoded for p in good]
+        values = [msg.value for msg in messages]
+        singles = decode_single_positions(values)
+        # What each message held and what of it was refused. One event per message is the
+        # common input: then no container per message is made.
+        rejected: dict[int, list[Rejection]] = {}
+        owner: list[int] | None = None  # the message of each position (None: the k-th)
+        seen: list[int] | None = None  # events per message (None: one each)
+        if singles is not None:
+            positions = singles
+        else:
+            positions, owner, seen = [], [], []
+            for m, value in enumerate(values):
+                good, bad = decode_positions(value)
+                positions.extend(good)
+                owner.extend([m] * len(good))
+                seen.append(len(good) + len(bad))
+                if bad:
+                    rejected[m] = bad
         districts = self.gazetteer.kecamatan.many(
             [p.lon for p in positions], [p.lat for p in positions]
         )
@@ -88,32 +99,29 @@ class TransitPartition:
             if area is not None
             else (-inf, -inf, inf, inf)
         )
-        # The positions to take, and the message each came in (by index into decoded).
         items: list[tuple[Position, float, str]] = []
-        origin: list[int] = []
-        seen = [len(good) + len(rejections) for _, good, rejections in decoded]
-        i = 0
-        for m, (_msg, good, rejections) in enumerate(decoded):
-            for pos in good:
-                kecamatan, i = districts[i], i + 1
-                problem = None
-                ts = pos.ts
-                lon, lat = pos.lon, pos.lat
-                if ts > newest_allowed or lon < west or lon > east or lat < south or lat > north:
-                    problem = check_position(pos, area, now, max_future_s)
-                elif lat == 0.0 and lon == 0.0:
-                    # "Null island": what a tracker without a fix sends. With the service
-                    # area off (replays of other cities) nothing else would stop it, and
-                    # after a gap it would be the vehicle's "first" fix, beyond the jump
-                    # filter's reach.
-                    problem = (Reason.IMPOSSIBLE_VALUE, NULL_ISLAND)
-                if problem is None:
-                    items.append((pos, ts, kecamatan or ""))
-                    origin.append(m)
-                else:
-                    rejections.append(Rejection(problem[0], problem[1], msgspec.json.encode(pos)))
+        origin: list[int] = []  # the index in positions of each item
+        for k, pos in enumerate(positions):
+            problem = None
+            ts = pos.timestamp.timestamp()  # Position.ts, without a property call per fix
+            lon, lat = pos.lon, pos.lat
+            if ts > newest_allowed or lon < west or lon > east or lat < south or lat > north:
+                problem = check_position(pos, area, now, max_future_s)
+            elif lat == 0.0 and lon == 0.0:
+                # "Null island": what a tracker without a fix sends. With the service area
+                # off (replays of other cities) nothing else would stop it, and after a gap
+                # it would be the vehicle's "first" fix, beyond the jump filter's reach.
+                problem = (Reason.IMPOSSIBLE_VALUE, NULL_ISLAND)
+            if problem is None:
+                items.append((pos, ts, districts[k] or ""))
+                origin.append(k)
+            else:
+                m = k if owner is None else owner[k]
+                rejected.setdefault(m, []).append(
+                    Rejection(problem[0], problem[1], msgspec.json.encode(pos))
+                )
         taken = self.proc.apply_batch(items, wall, buf)
-        for (pos, _, _), m, result in zip(items, origin, taken, strict=True):
+        for (pos, _, _), k, result in zip(items, origin, taken, strict=True):
             if result is True:
                 continue
             if result is False:
@@ -121,9 +129,14 @@ class TransitPartition:
                 problem = (Reason.LATE, self._late_detail(pos))
             else:  # counted with its dead letter
                 problem = (Reason.PROCESSING_ERROR, processing_error(result))
-            decoded[m][2].append(Rejection(problem[0], problem[1], msgspec.json.encode(pos)))
-        results = [
-            (msg, n, rejections) for (msg, _, rejections), n in zip(decoded, seen, strict=True)
+            m = k if owner is None else owner[k]
+            rejected.setdefault(m, []).append(
+                Rejection(problem[0], problem[1], msgspec.json.encode(pos))
+            )
+        none: tuple[Rejection, ...] = ()
+        results: list[tuple[Message, int, Sequence[Rejection]]] = [
+            (msg, 1 if seen is None else seen[m], rejected.get(m, none))
+            for m, msg in enumerate(messages)
         ]
         if messages:
             self.proc.state.offset = messages[-1].offset
