@@ -155,18 +155,21 @@ class TransitProcessor:
                     except Exception as exc:  # the caller dead-letters it
                         results[i] = exc
                 continue
-            pending, clock = vehicle.held.pending, vehicle.windows.clock
-            fix = pending[-1][1] if pending else None
+            held = vehicle.held
+            fix = held.pending[-1][1] if held.pending else None
+            taken: list[tuple[float, Fix]] = []
             for i in run:
                 pos, ts, kecamatan = items[i]
                 try:
                     fix = self._fix(pos, wall, kecamatan, fix)
-                    pending.append((ts, fix))  # Reorder.add and EntityClock.observe, in order
-                    clock.max_ts, clock.seen_at = ts, wall
+                    taken.append((ts, fix))
                     self._arrive(vid, vehicle, ts, fix, out)
                 except Exception as exc:
                     results[i] = exc
             try:
+                held.extend(taken)
+                if taken:
+                    vehicle.windows.clock.observe(taken[-1][0], wall)
                 self.advance(vid, vehicle, wall, out)
             except Exception as exc:  # what the last fix's own advance would have met
                 results[run[-1]] = exc
@@ -305,9 +308,10 @@ class TransitProcessor:
             if fix.corridor != corridor:
                 corridor = fix.corridor
                 limit = self._limit(corridor)
-                quiet = self._quiet.get(limit)  # type: ignore[assignment]
-                if quiet is None:
-                    quiet = self._quiet[limit] = self.alarms.quiet_up_to(OVERSPEED, limit)
+                cached = self._quiet.get(limit)
+                if cached is None:
+                    cached = self._quiet[limit] = self.alarms.quiet_up_to(OVERSPEED, limit)
+                quiet = cached
             acc = slot.acc
             acc.corridor, acc.limit_kmh = fix.corridor, limit
             acc.positions += 1

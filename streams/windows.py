@@ -258,6 +258,13 @@ class Reorder(msgspec.Struct, Generic[T], array_like=True):
         self.pending.insert(i, (ts, item))
         return True
 
+    def extend(self, events: list[tuple[float, T]]) -> None:
+        """Hold events that are all newer than every one held, oldest first (a feed in
+        order): what :meth:`add` does for each of them, at once."""
+        if events and self.pending and events[0][0] <= self.pending[-1][0]:
+            raise ValueError("Reorder.extend: events older than the newest held")
+        self.pending.extend(events)
+
     def release(self, watermark: float | None, force: bool = False) -> list[tuple[float, T]]:
         """The held events before ``watermark`` (all when ``force``), oldest first."""
         pending = self.pending

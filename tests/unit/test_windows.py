@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -60,6 +61,19 @@ def test_reorder_releases_in_event_time_order_below_the_watermark() -> None:
     assert [i for _, i in r.release(6.0)] == ["a", "b"]
     assert r.is_late(5.5) and not r.is_late(6.0)
     assert [i for _, i in r.release(None, force=True)] == ["c"]
+
+
+def test_reorder_extend_holds_a_run_in_order_and_refuses_an_older_one() -> None:
+    one: Reorder[str] = Reorder()
+    many: Reorder[str] = Reorder()
+    for ts, item in ((1.0, "a"), (5.0, "b"), (9.0, "c")):
+        one.add(ts, item)
+    many.add(1.0, "a")
+    many.extend([(5.0, "b"), (9.0, "c")])
+    assert many.pending == one.pending
+    with pytest.raises(ValueError, match="older than the newest held"):
+        many.extend([(9.0, "c again")])
+    assert [i for _, i in many.release(6.0)] == ["a", "b"]
 
 
 @settings(max_examples=50, deadline=None)
