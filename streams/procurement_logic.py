@@ -276,23 +276,31 @@ class ProcurementPartition(ItemPartition[TenderEvent]):
     def _judge(self, now: datetime, out: Emitted) -> bool:
         """Judge the findings of tenders whose evidence has settled; True if any changed."""
         wall, changed, still = now.timestamp(), False, []
+        judged: list[tuple[Tender, int]] = []  # with its number of flags before
+        wins: list[Tender] = []
         for key in self.state.unjudged:
             t = self.state.tenders.get(key)
             if t is None:
                 continue
             settled = settled_until(t.last_ts, t.seen_at, t.arrived_at, wall, self.lateness)
-            flags = len(t.flags)
+            judged.append((t, len(t.flags)))
             self._check_tender(t, settled, out)
             if t.win_pending and t.award_ts is not None and t.award_ts + self.lateness < settled:
                 # A contract may name the winner before the award (seconds earlier in
                 # event time) arrives: the win is counted, and dated, once both are in.
                 t.win_pending = False
-                self._check_winner(t, out)
+                wins.append(t)
+            if settled <= t.last_ts + self.lateness or t.win_pending:
+                still.append(key)
+        # Wins settled together are counted in event time, not in the order their tenders
+        # first arrived: the alarm engine takes no sample older than its last, so a later
+        # win judged first would swallow the raise of an earlier one that makes the count.
+        for t in sorted(wins, key=lambda t: (t.award_ts or 0.0, t.key)):
+            self._check_winner(t, out)
+        for t, flags in judged:
             if len(t.flags) != flags:
                 t.version = max(int(wall * 1_000_000), t.version + 1)
                 changed = True
-            if settled <= t.last_ts + self.lateness or t.win_pending:
-                still.append(key)
         changed |= len(still) != len(self.state.unjudged)
         self.state.unjudged = still
         return changed

@@ -232,3 +232,36 @@ def test_a_period_amended_within_the_lateness_is_judged_as_amended() -> None:
     flags = one_by_one(later, T0 + 3660, {"dpu"})[ddl.PROCUREMENT_FLAGS]
     assert [(k[0], r[8].timestamp()) for k, r in flags.items()] == [("tender_period_short", T0)]
     same(one_by_one(later[::-1], T0 + 3660, {"dpu"}), one_by_one(later, T0 + 3660, {"dpu"}))
+
+
+def test_wins_settled_together_raise_at_the_win_that_makes_the_count() -> None:
+    """Four wins of one supplier at one agency, all settled by the same tick. The tender of
+    the latest win arrived first; counted in that order, its sample (newest) reached the
+    alarm engine first and the engine then refused the older one that made the count, so
+    the alarm was dated by the fourth win, and only when it happened to be judged first."""
+    awards = [("dinkes-2", 2 * DAY), ("dinkes-1", 3 * DAY), ("dinkes-4", 3 * DAY + 600),
+              ("dinkes-3", 9 * DAY)]  # fmt: skip
+    events = []
+    for tender_id, at in awards:
+        events += [
+            _event("dinkes", tender_id, 0, "announced", T0 + at - 60, method="Tender"),
+            _event(
+                "dinkes",
+                tender_id,
+                1,
+                "awarded",
+                T0 + at,
+                winner_id="cv-b",
+                amount=90.0,
+                currency="IDR",
+            ),
+        ]
+    latest_first = sorted(events, key=lambda e: (e[0] != "spse:dinkes-3", e[1]))
+    wall = T0 + 9 * DAY + 60
+    for order in (sorted(events, key=lambda e: e[1]), latest_first):
+        run = Run(wall)
+        for e in order:
+            run.batch([e])
+        alarms = run.rows({"dinkes"})["alarms"]
+        third = f"repeated_winner/dinkes/cv-b/{int((T0 + 3 * DAY + 600) * 1000)}"
+        assert [k for k in alarms if str(k).startswith("repeated_winner")] == [third]
