@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import groupby
+from math import inf
 from operator import attrgetter
 
 from schemas import clickhouse_ddl as ddl
@@ -99,6 +100,7 @@ class Pipeline:
         self.clock = clock
         self._processors: dict[StateKey, Processor] = {}
         self._tick_failures: dict[StateKey, str] = {}
+        self._batch_ticked: dict[StateKey, float] = {}  # pipeline clock of the last batch tick
         # Per state key: entity → hash of the entry last checkpointed.
         self._written: dict[StateKey, dict[str, int]] = {}
         # 0: checkpoint with every batch (a faust agent acknowledges a batch as soon as it
@@ -193,6 +195,7 @@ class Pipeline:
                         extra={"pipeline": self.name, "state": f"{key[0]}/{key[1]}"},
                     )
                 self._tick_failures.pop(key, None)
+                self._batch_ticked.pop(key, None)
                 self._written.pop(key, None)
 
     def owned(self) -> list[StateKey]:
@@ -275,7 +278,15 @@ class Pipeline:
                 EVENTS_CONSUMED.labels(topic).inc(n_events)
                 if n_replayed:
                     REPLAYED_SKIPPED.labels(topic).inc(n_replayed)
+            stamp = now.timestamp()
             for key, proc in touched.items():
+                # A processor that brings its own entities up to date per event needs the
+                # batch's tick only for its quiet ones, and a tick walks them all: it may
+                # ask for one at most every ``batch_tick_every_s`` (the timer still ticks).
+                every = getattr(proc, "batch_tick_every_s", 0.0)
+                if every and stamp - self._batch_ticked.get(key, -inf) < every:
+                    continue
+                self._batch_ticked[key] = stamp
                 self._tick_one(key, proc, now, out)
             await self._commit(out, touched, pending, handled)
             self._update_lag(handled)

@@ -339,3 +339,30 @@ async def test_a_command_the_sender_may_not_give_is_dead_lettered_as_forbidden()
     assert headers["reason"] == b"forbidden" and headers["source.offset"] == b"41"
     assert b"may not clear a transit alarm" in headers["detail"]
     assert len(prod.on(ALARMS.name)) == 1  # the alarm stays raised
+
+
+async def test_transit_ticks_with_its_batches_at_most_once_a_second() -> None:
+    """Its vehicles with positions are advanced as they are taken; the batch's tick, which
+    walks every vehicle of the partition, comes at most once a second of the pipeline's
+    clock (the timer's tick goes on regardless)."""
+    sink, cps, prod = MemorySink(), MemoryCheckpoints(), MemoryProducer()
+    wall = [NOW]
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    pipe = transit_pipeline(settings, sink, cps, prod, clock=lambda: wall[0])
+    await pipe.assign([(TOPIC, 0)])
+    proc = pipe._processors[(TOPIC, 0)]
+    ticks: list[datetime] = []
+    real = proc.tick
+
+    def counted(now: datetime, out: object) -> bool:
+        ticks.append(now)
+        return real(now, out)  # type: ignore[arg-type]
+
+    proc.tick = counted  # type: ignore[method-assign]
+    msgs = speeding_messages()
+    for i, at in enumerate([0.0, 0.4, 0.9, 1.0, 1.5, 2.2]):
+        wall[0] = NOW + timedelta(seconds=at)
+        await pipe.handle_batch(msgs[2 * i : 2 * i + 2])
+    assert [(t - NOW).total_seconds() for t in ticks] == [0.0, 1.0, 2.2]
+    await pipe.tick()
+    assert len(ticks) == 4
