@@ -104,6 +104,13 @@ class TransitPartition:
         )
         items: list[tuple[Position, float, str]] = []
         origin: list[int] = []  # the index in positions of each item
+
+        def refuse(k: int, pos: Position, problem: tuple[Reason, str]) -> None:
+            m = k if owner is None else owner[k]
+            rejected.setdefault(m, []).append(
+                Rejection(problem[0], problem[1], msgspec.json.encode(pos))
+            )
+
         for k, pos in enumerate(positions):
             problem = None
             ts = pos.timestamp.timestamp()  # Position.ts, without a property call per fix
@@ -119,10 +126,7 @@ class TransitPartition:
                 items.append((pos, ts, districts[k] or ""))
                 origin.append(k)
             else:
-                m = k if owner is None else owner[k]
-                rejected.setdefault(m, []).append(
-                    Rejection(problem[0], problem[1], msgspec.json.encode(pos))
-                )
+                refuse(k, pos, problem)
         taken = self.proc.apply_batch(items, wall, buf)
         for (pos, _, _), k, result in zip(items, origin, taken, strict=True):
             if result is True:
@@ -132,10 +136,7 @@ class TransitPartition:
                 problem = (Reason.LATE, self._late_detail(pos))
             else:  # counted with its dead letter
                 problem = (Reason.PROCESSING_ERROR, processing_error(result))
-            m = k if owner is None else owner[k]
-            rejected.setdefault(m, []).append(
-                Rejection(problem[0], problem[1], msgspec.json.encode(pos))
-            )
+            refuse(k, pos, problem)
         none: tuple[Rejection, ...] = ()
         results: list[tuple[Message, int, Sequence[Rejection]]] = [
             (msg, 1 if seen is None else seen[m], rejected.get(m, none))
